@@ -1,0 +1,159 @@
+"""The optimizers this study compares, in one registry, plus Adam and AdaMax written from the paper.
+
+Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015:
+  Algorithm 1 (Adam), section 7.1 (AdaMax), section 6.4 (the bias-correction ablation).
+
+Each registry entry names its constructor, its default hyperparameters and which of the
+flags --lr, --weight-decay, --betas, --eps and --no-bias-correction it accepts.
+A flag an optimizer does not accept is an error, not silently ignored.
+"""
+from dataclasses import dataclass, field
+
+import torch
+
+from cli import UserError
+
+
+class PaperAdam(torch.optim.Optimizer):
+    """Adam, line by line as Algorithm 1. Weight decay is L2 added to the gradient, as torch.optim.Adam.
+
+    bias_correction=False drops the divisions by (1 - beta^t), the variant of section 6.4
+    that torch.optim.Adam cannot express."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, bias_correction=True):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _call(closure)
+        for group in self.param_groups:
+            alpha, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for theta in (p for p in group["params"] if p.grad is not None):
+                g = theta.grad + group["weight_decay"] * theta     # g_t (plus L2 term)
+                state = self.state[theta]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(theta)            # m_0 <- 0
+                    state["v"] = torch.zeros_like(theta)            # v_0 <- 0
+                state["step"] += 1
+                t, m, v = state["step"], state["m"], state["v"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)              # m_t <- b1 m_{t-1} + (1 - b1) g_t
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)       # v_t <- b2 v_{t-1} + (1 - b2) g_t^2
+                m_hat, v_hat = m, v
+                if group["bias_correction"]:
+                    m_hat = m / (1 - beta1 ** t)                    # m^_t <- m_t / (1 - b1^t)
+                    v_hat = v / (1 - beta2 ** t)                    # v^_t <- v_t / (1 - b2^t)
+                theta.sub_(alpha * m_hat / (v_hat.sqrt() + eps))    # theta_t <- theta_{t-1} - a m^_t / (sqrt(v^_t) + eps)
+        return loss
+
+
+class PaperAdamax(torch.optim.Optimizer):
+    """AdaMax as section 7.1: the infinity-norm variant of Adam.
+
+    Like torch.optim.Adamax, eps is added to |g| inside the max, so u_t > 0 even where a
+    gradient is exactly zero; the paper's algorithm has no eps."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, bias_correction=True):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = _call(closure)
+        for group in self.param_groups:
+            alpha, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for theta in (p for p in group["params"] if p.grad is not None):
+                g = theta.grad + group["weight_decay"] * theta
+                state = self.state[theta]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(theta)            # m_0 <- 0
+                    state["u"] = torch.zeros_like(theta)            # u_0 <- 0
+                state["step"] += 1
+                t, m, u = state["step"], state["m"], state["u"]
+                m.mul_(beta1).add_(g, alpha=1 - beta1)              # m_t <- b1 m_{t-1} + (1 - b1) g_t
+                torch.maximum(u * beta2, g.abs() + eps, out=u)      # u_t <- max(b2 u_{t-1}, |g_t|)
+                step_size = alpha / (1 - beta1 ** t) if group["bias_correction"] else alpha
+                theta.sub_(step_size * m / u)                       # theta_t <- theta_{t-1} - (a / (1 - b1^t)) m_t / u_t
+        return loss
+
+
+def _call(closure):
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
+@dataclass(frozen=True)
+class Spec:
+    build: type                 # the optimizer class
+    defaults: dict              # default hyperparameters, overridable by the flags it accepts
+    describe: str               # one line for --list-optimizers and the README
+    paper: str                  # where the method is in the Adam paper
+    fixed: dict = field(default_factory=dict)  # settings no flag changes (e.g. momentum)
+
+
+_ADAM = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+
+REGISTRY = {
+    "adam": Spec(torch.optim.Adam, dict(_ADAM, weight_decay=5e-4),
+                 "torch.optim.Adam; the tutorial's L2 weight decay 5e-4", "Algorithm 1"),
+    "sgd": Spec(torch.optim.SGD, dict(lr=1e-3, weight_decay=0.0),
+                "SGD with Nesterov momentum 0.9, as the tutorial", "Figs. 2-3 (SGDNesterov)",
+                fixed=dict(momentum=0.9, nesterov=True)),
+    "momentum": Spec(torch.optim.SGD, dict(lr=1e-3, weight_decay=0.0),
+                     "SGD with heavy-ball momentum 0.9", "section 5 (related work)",
+                     fixed=dict(momentum=0.9, nesterov=False)),
+    "adagrad": Spec(torch.optim.Adagrad, dict(lr=1e-2, eps=1e-10, weight_decay=0.0),
+                    "torch.optim.Adagrad (torch defaults)", "Figs. 2-3 (AdaGrad)"),
+    "rmsprop": Spec(torch.optim.RMSprop, dict(lr=1e-3, eps=1e-8, weight_decay=0.0),
+                    "torch.optim.RMSprop, alpha 0.99", "Figs. 2-3 (RMSProp)"),
+    "adadelta": Spec(torch.optim.Adadelta, dict(lr=1.0, eps=1e-6, weight_decay=0.0),
+                     "torch.optim.Adadelta, rho 0.9 (torch defaults)", "Figs. 2-3 (AdaDelta)"),
+    "adamax": Spec(torch.optim.Adamax, dict(_ADAM, lr=2e-3, weight_decay=0.0),
+                   "torch.optim.Adamax, lr 0.002 as in the paper", "section 7.1"),
+    "adamw": Spec(torch.optim.AdamW, dict(_ADAM, weight_decay=1e-2),
+                  "torch.optim.AdamW, decoupled weight decay (torch default 1e-2)", "Loshchilov & Hutter, 2019"),
+    "paper-adam": Spec(PaperAdam, dict(_ADAM, weight_decay=5e-4, bias_correction=True),
+                       "Adam written from Algorithm 1 (src/optimizers.py)", "Algorithm 1, section 6.4"),
+    "paper-adamax": Spec(PaperAdamax, dict(_ADAM, lr=2e-3, weight_decay=0.0, bias_correction=True),
+                         "AdaMax written from section 7.1 (src/optimizers.py)", "section 7.1"),
+}
+
+
+def names():
+    return list(REGISTRY)
+
+
+def resolve(name, overrides):
+    """The hyperparameters for optimizer `name`: its defaults, updated by the flags the
+    user gave (overrides maps hyperparameter -> value, None meaning 'not given')."""
+    spec = REGISTRY[name]
+    given = {k: v for k, v in overrides.items() if v is not None}
+    wrong = sorted(set(given) - set(spec.defaults))
+    if wrong:
+        flags = ", ".join("--" + ("no-bias-correction" if k == "bias_correction" else k.replace("_", "-")) for k in wrong)
+        raise UserError(f"{flags} does not apply to optimizer {name!r} (it takes: {', '.join(spec.defaults)})")
+    hyper = dict(spec.defaults, **given)
+    if "betas" in hyper:
+        hyper["betas"] = tuple(hyper["betas"])
+        if not all(0 <= b < 1 for b in hyper["betas"]):
+            raise UserError(f"--betas must each be in [0, 1), got {hyper['betas']}")
+    return hyper
+
+
+def build(name, params, hyper):
+    spec = REGISTRY[name]
+    return spec.build(params, **hyper, **spec.fixed)
+
+
+def table():
+    """The registry as aligned text, for --list-optimizers."""
+    rows = [("name", "defaults", "paper", "what")]
+    for name, spec in REGISTRY.items():
+        shown = dict(spec.defaults, **spec.fixed)
+        rows.append((name, ", ".join(f"{k}={v}" for k, v in shown.items()), spec.paper, spec.describe))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows)
