@@ -1,0 +1,44 @@
+#!/bin/sh
+# Train the Adam paper's CNN once per optimizer, then overlay their curves.
+#
+#   sh run.sh                                  # the tutorial: adam, then sgd; 45 epochs of CIFAR-10
+#   sh run.sh adam sgd adagrad rmsprop adadelta   # the paper's Figure 2-3 set
+#   sh run.sh --epochs 3 --data-dir DIR         # arguments after the names go to every training run
+#   sh run.sh --quick                           # offline smoke run: synthetic data, 4 epochs, < 2 min on 2 CPU cores
+#   sh run.sh --quick adam sgd adagrad rmsprop adadelta
+#
+# Runs land in $OUT/<optimizer>_seed<seed>/ and the figures in $OUT/
+# (OUT defaults to outputs/tutorial, or outputs/quick in quick mode; the quick mode overwrites).
+# Re-running refuses to overwrite a finished run: add --resume or --overwrite.
+set -eu
+PYTHON=${PYTHON:-python}
+
+quick=0
+if [ "${1:-}" = "--quick" ]; then
+    quick=1
+    shift
+fi
+
+optimizers=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -*) break ;;
+        *) optimizers="$optimizers $1"; shift ;;
+    esac
+done
+[ -n "$optimizers" ] || optimizers="adam sgd"
+
+if [ "$quick" = 1 ]; then
+    OUT=${OUT:-outputs/quick}
+    set -- --dataset synthetic --epochs 4 --limit-train 2000 --limit-val 500 --overwrite "$@"
+else
+    OUT=${OUT:-outputs/tutorial}
+fi
+
+for opt in $optimizers; do
+    echo "== training $opt"
+    "$PYTHON" src/train.py --optimizer "$opt" --output-dir "$OUT" "$@"
+done
+
+echo "== plotting"
+"$PYTHON" src/plot.py "$OUT" --out "$OUT"

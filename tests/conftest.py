@@ -1,0 +1,45 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+# A run small enough for a test: 256 synthetic training images, 128 validation images.
+TINY = ["--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128", "--batch-size", "64",
+        "--quiet", "--threads", "1"]
+
+
+@pytest.fixture
+def train_run(tmp_path):
+    """Run train.main in-process on tiny data; return (exit code, run directory)."""
+    import train
+    from cli import run_main
+
+    def run(*extra, name="run", epochs=2):
+        argv = [*TINY, "--epochs", str(epochs), "--output-dir", str(tmp_path / "out"), "--run-name", name,
+                "--data-root", str(tmp_path / "data"), *map(str, extra)]
+        return run_main(train.main, argv), tmp_path / "out" / name
+    return run
+
+
+def run_script(script, *args, cwd=REPO, timeout=300):
+    """Run a script as a user would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(REPO / "src" / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc, *fragments, code=2):
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def comparable(metrics):
+    """A record's numbers without wall-clock times, which differ between identical runs."""
+    return {k: v for k, v in metrics.items() if k != "seconds"}
