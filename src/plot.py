@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: never opens a window, never blocks
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 import records  # noqa: E402
@@ -130,6 +131,7 @@ def plot_epochs(groups, path, log_y):
             ax.set_yscale("log")
     for ax in axes[1]:
         ax.set_xlabel("epoch (0 = before training)")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0, 0].legend()
     return save(fig, path)
 

@@ -179,6 +179,7 @@ def make_config(args, argv, hyper, device, data, run_dir, checkpoint):
         "args": vars(args),
         "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": optimizers.REGISTRY[args.optimizer].fixed},
         "command": command_line(argv),
+        "argv": argv,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__},
         "device": describe_device(device),
@@ -442,9 +443,8 @@ def record_divergence(metrics, run_dir, epoch, step_in_epoch):
 def interrupted(metrics, run_dir, signum):
     metrics["status"] = "interrupted"
     records.save_metrics(metrics, run_dir)
-    config = records.load_json(run_dir / records.CONFIG)
-    resume = config["command"] if "--resume" in config["command"] else config["command"] + " --resume"
-    resume = resume.replace(" --overwrite", "")
+    argv = [a for a in records.load_json(run_dir / records.CONFIG)["argv"] if a not in ("--overwrite", "--resume")]
+    resume = command_line(argv + ["--resume"])
     print(f"\ninterrupted; epoch {metrics['epoch'][-1]} is saved in {run_dir}. Resume with:\n  {resume}", file=sys.stderr)
     return EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
 
