@@ -18,7 +18,11 @@ class UserError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but its errors are one line (argparse prints the usage block first)."""
+    """argparse, but its errors are one line (argparse prints the usage block first), and no
+    abbreviated flags: --lr must never silently mean the sweep's --lrs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")

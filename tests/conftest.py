@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def assert_one_line_error(proc, *fragments, code=2):
         assert fragment in lines[0], lines[0]
 
 
-def comparable(metrics):
-    """A record's numbers without wall-clock times, which differ between identical runs."""
-    return {k: v for k, v in metrics.items() if k != "seconds"}
+def comparable(metrics, **overrides):
+    """A record's numbers without wall-clock times (which differ between identical runs), as
+    canonical JSON so that a NaN loss compares equal to the same NaN."""
+    return json.dumps({k: v for k, v in {**metrics, **overrides}.items() if k != "seconds"}, sort_keys=True)

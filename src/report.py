@@ -1,0 +1,156 @@
+"""Results of a sweep, from its saved records only: table, curves with bands, LR sensitivity.
+
+    python src/report.py outputs/<sweep-name> [--target 70]
+
+Writes into the sweep folder:
+    results.md, results.csv   per optimizer: best lr, weight decay, final train loss, val loss and
+                              val accuracy as mean +- std over seeds, epochs to --target val
+                              accuracy, median seconds per epoch, seeds, diverged runs
+    curves.png                best setting per optimizer: mean over seeds, band = min..max
+    iterations.png            per-iteration train loss at the best setting, log axis
+    lr_sensitivity.png        final metric against learning rate, diverged runs marked x
+    figure3.png               train loss over the first 3 epochs (linear) beside all epochs (log),
+                              the layout of the paper's Figure 3
+"""
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import plot
+import records
+from cli import Parser, UserError, run_main
+
+plt = plot.plt
+
+
+def build_parser():
+    p = Parser(description="Tables and figures of a finished (or partial) sweep.")
+    p.add_argument("sweep_dir", help="the sweep folder (holds sweep.json)")
+    p.add_argument("--target", type=float, default=70.0, help="val accuracy (%%) for epochs-to-target (default: 70)")
+    p.add_argument("--smooth", type=int, default=plot.SMOOTH, help=f"iterations averaged (default: {plot.SMOOTH})")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    sweep_dir = Path(args.sweep_dir)
+    plan = records.load_json(sweep_dir / "sweep.json")
+    runs = collect(sweep_dir, plan)
+    best = {opt: [m for (o, lr, _), m in runs.items() if o == opt and lr == plan.get("best_lr", {}).get(opt)]
+            for opt in plan["optimizers"]}
+    best = {opt: ms for opt, ms in best.items() if ms}
+    if not best:
+        raise UserError(f"{sweep_dir}: no finished runs at a chosen learning rate yet")
+    rows = [table_row(opt, plan, ms, args.target) for opt, ms in best.items()]
+    write_tables(rows, plan, sweep_dir, args.target)
+    groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
+    for note in plot.notes(groups):
+        print(f"note: {note}")
+    plot.plot_epochs(groups, sweep_dir / "curves.png", log_y=False)
+    plot.plot_iterations(groups, sweep_dir / "iterations.png", args.smooth, log_y=True)
+    plot_sensitivity(runs, plan, sweep_dir / "lr_sensitivity.png")
+    plot_figure3(groups, sweep_dir / "figure3.png", args.smooth)
+    print((sweep_dir / "results.md").read_text())
+    return 0
+
+
+def collect(sweep_dir, plan):
+    """{(optimizer, lr, seed): metrics} for every run of the plan that has a record."""
+    runs = {}
+    for opt in plan["optimizers"]:
+        for lr in plan["lrs"]:
+            for seed in plan["seeds"]:
+                directory = sweep_dir / opt / f"lr_{lr:g}" / f"seed_{seed}"
+                if (directory / records.METRICS).exists():
+                    runs[(opt, lr, seed)] = records.load_metrics(directory)
+    return runs
+
+
+def mean_std(values):
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return "n/a"
+    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values) if len(values) > 1 else 0:.2g}"
+
+
+def epochs_to_target(metrics, target):
+    return next((e for e, acc in zip(metrics["epoch"], metrics["val_acc"]) if acc >= target), None)
+
+
+def table_row(opt, plan, runs, target):
+    finished = [m for m in runs if m["status"] != "diverged"]
+    reached = [e for e in (epochs_to_target(m, target) for m in finished) if e is not None]
+    seconds = [s for m in runs for s in m["seconds"][1:]]
+    last = lambda key: [m[key][-1] for m in finished]
+    return {
+        "optimizer": opt, "best_lr": plan["best_lr"][opt], "weight_decay": plan["weight_decay"],
+        "final_train_loss": mean_std(last("train_loss")), "final_val_loss": mean_std(last("val_loss")),
+        "final_val_acc": mean_std(last("val_acc")),
+        "epochs_to_target": (f"{statistics.mean(reached):.3g} ({len(reached)}/{len(finished)} seeds)"
+                             if reached else f"not reached (0/{len(finished)})"),
+        "median_s_per_epoch": f"{statistics.median(seconds):.3g}" if seconds else "n/a",
+        "seeds": len(runs), "diverged": len(runs) - len(finished),
+    }
+
+
+def write_tables(rows, plan, sweep_dir, target):
+    with open(sweep_dir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    header = list(rows[0])
+    lines = [f"# Sweep {plan['name']}", "",
+             f"Selection: {plan['select']} of seed {plan['seeds'][0]} over lr {plan['lrs']}; "
+             f"weight decay {plan['weight_decay']} for every optimizer; {plan['epochs']} epochs; "
+             f"values are mean ± std over seeds; epochs to reach {target:g}% val accuracy.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    (sweep_dir / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def plot_sensitivity(runs, plan, path):
+    fig, ax = plt.subplots(figsize=(7, 5))
+    key = "train_loss" if plan["select"] == "train_loss" else "val_acc"
+    for opt in plan["optimizers"]:
+        points = sorted((lr, m) for (o, lr, seed), m in runs.items() if o == opt and seed == plan["seeds"][0])
+        ok = [(lr, m[key][-1] if key == "train_loss" else max(m[key])) for lr, m in points if m["status"] != "diverged"]
+        if ok:
+            ax.plot(*zip(*ok), marker="o", color=plot.color(opt), label=opt)
+        bad = [lr for lr, m in points if m["status"] == "diverged"]
+        if bad:
+            ax.plot(bad, [1.0] * len(bad), "x", markersize=10, color=plot.color(opt),
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{opt} diverged")
+    ax.set_xscale("log")
+    if key == "train_loss":
+        ax.set_yscale("log")   # a rate just short of diverging can end at a loss of 1e13
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final train loss" if key == "train_loss" else "best val accuracy (%)")
+    ax.set_title(f"seed {plan['seeds'][0]}, weight decay {plan['weight_decay']}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return plot.save(fig, path)
+
+
+def plot_figure3(groups, path, window):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    for opt, runs in groups.items():
+        n = min(3 * runs[0]["iters_per_epoch"], min(len(m["iter_loss"]) for m in runs))
+        if n:
+            losses = np.array([m["iter_loss"][:n] for m in runs], dtype=float).mean(0)
+            w = min(window, n)
+            left.plot(np.arange(w, n + 1) / runs[0]["iters_per_epoch"], plot.moving_average(losses, w),
+                      color=plot.color(opt), label=opt)
+        plot.draw_band(right, *plot.stack(runs, "train_loss"), label=opt, color=plot.color(opt))
+    left.set(title="first 3 epochs (per iteration, moving average)", xlabel="epoch", ylabel="training cost")
+    right.set(title="all epochs", xlabel="epoch", ylabel="training cost", yscale="log")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return plot.save(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

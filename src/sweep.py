@@ -1,0 +1,200 @@
+"""The paper's protocol: a learning-rate grid per optimizer, then the best setting with more seeds.
+
+    python src/sweep.py --name paper --optimizers adam sgd adagrad rmsprop adadelta \
+        --lrs 1e-5:1e-1:9 --seeds 0 1 2 3 4 5 6 7 8 9 --epochs 45 --weight-decay 0
+    python src/sweep.py --name smoke --optimizers adam sgd --lrs 1e-3,1e-2,1e-1 --seeds 0 1 --epochs 2 \
+        --dataset synthetic --limit-train 512
+    python src/sweep.py ... --backend dask --scheduler tcp://HOST:8786
+
+Stage 1 runs every (optimizer, learning rate) with the first seed and picks, per optimizer, the
+rate with the lowest final training loss (--select train_loss, the paper's choice) or the highest
+validation accuracy (--select val_acc). Stage 2 re-runs each pick with the remaining seeds.
+Unknown flags go to every training run (e.g. --data-dir DIR --precision bf16).
+
+Every run is an ordinary train.py run in <output-dir>/<name>/<optimizer>/lr_<lr>/seed_<n>/.
+Re-running the same command skips finished runs and resumes interrupted ones; a diverged run is
+finished (it is recorded as diverged and never retried). The plan and the picks are in sweep.json.
+"""
+import datetime
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+import records
+from cli import Parser, UserError, non_negative_float, positive_int, run_main
+
+SRC = str(Path(__file__).resolve().parent)
+SWEEP_OWNS = {"--optimizer", "--lr", "--seed", "--epochs", "--output-dir", "--run-name", "--weight-decay",
+              "--resume", "--overwrite"}
+
+
+def build_parser():
+    p = Parser(description="Learning-rate sweep and multi-seed re-runs (flags it does not know go to train.py).")
+    p.add_argument("--name", required=True, help="sweep folder name under --output-dir")
+    p.add_argument("--optimizers", nargs="+", default=["adam", "sgd"], help="optimizers to compare (default: adam sgd)")
+    p.add_argument("--lrs", default="1e-4:1e-1:7",
+                   help="LO:HI:N for N log-spaced rates, or a comma list (default: 1e-4:1e-1:7)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
+    p.add_argument("--epochs", type=positive_int, default=45, help="epochs of every run (default: 45)")
+    p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
+                   help="final train loss (the paper's choice) or best val accuracy (default: train_loss)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                   help="one weight decay for every optimizer, named in the results; adamw decouples it (default: 0)")
+    p.add_argument("--target", type=float, default=70.0, help="val accuracy (%%) for epochs-to-target (default: 70)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel (default: 1)")
+    p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
+    p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
+    p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
+    return p
+
+
+def main(argv=None):
+    args, train_args = build_parser().parse_known_args(argv)
+    check_args(args, train_args)
+    sweep_dir = Path(args.output_dir) / args.name
+    plan = make_plan(args, train_args, argv)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    plan = merge_with_saved(plan, sweep_dir)
+    stage1 = [(opt, lr, args.seeds[0]) for opt in args.optimizers for lr in plan["lrs"]]
+    run_all(stage1, args, train_args, sweep_dir)
+    plan["best_lr"] = pick_best(stage1, sweep_dir, args.select)
+    records.save_json(plan, sweep_dir / "sweep.json")
+    stage2 = [(opt, lr, seed) for opt, lr in plan["best_lr"].items() if lr is not None for seed in args.seeds[1:]]
+    run_all(stage2, args, train_args, sweep_dir)
+    import report
+    return report.main([str(sweep_dir), "--target", str(args.target)])
+
+
+def check_args(args, train_args):
+    owned = sorted({a.split("=")[0] for a in train_args} & SWEEP_OWNS)
+    if owned:
+        raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
+    if args.backend == "dask" and not args.scheduler:
+        raise UserError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UserError("--seeds must not repeat")
+    import optimizers
+    unknown = [o for o in args.optimizers if o not in optimizers.REGISTRY]
+    if unknown:
+        raise UserError(f"unknown optimizer(s) {', '.join(unknown)} (choose from {', '.join(optimizers.names())})")
+    import train
+    train.build_parser().parse_args(train_args + ["--epochs", "1"])   # reject bad pass-through flags now
+
+
+def parse_lrs(text):
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            values = np.logspace(np.log10(float(lo)), np.log10(float(hi)), int(n))
+        else:
+            values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"--lrs {text!r}: use LO:HI:N (e.g. 1e-4:1e-1:7) or a comma list (e.g. 1e-3,1e-2)") from None
+    lrs = sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
+    if not lrs or min(lrs) <= 0:
+        raise UserError(f"--lrs {text!r}: learning rates must be positive")
+    return lrs
+
+
+def make_plan(args, train_args, argv):
+    return {"name": args.name, "optimizers": args.optimizers, "lrs": parse_lrs(args.lrs), "seeds": args.seeds,
+            "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
+            "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
+
+
+def merge_with_saved(plan, sweep_dir):
+    """The same sweep may be re-run (to finish it); a different plan in the same folder may not."""
+    path = sweep_dir / "sweep.json"
+    if path.exists():
+        saved = records.load_json(path)
+        keys = ("optimizers", "lrs", "seeds", "epochs", "select", "weight_decay", "train_args")
+        differing = [k for k in keys if saved.get(k) != plan[k]]
+        if differing:
+            raise UserError(f"{sweep_dir} holds a sweep with other settings ({', '.join(differing)}); "
+                            "use another --name")
+        plan["created"] = saved["created"]
+    else:
+        plan["created"] = now()
+    plan["updated"] = now()
+    records.save_json(plan, path)
+    return plan
+
+
+def now():
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def run_dir(sweep_dir, opt, lr, seed):
+    return sweep_dir / opt / f"lr_{lr:g}" / f"seed_{seed}"
+
+
+def run_all(jobs, args, train_args, sweep_dir):
+    """Run what is not finished; joblib spreads the runs over processes or a Dask cluster."""
+    threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
+    todo = []
+    for opt, lr, seed in jobs:
+        argv = ["--optimizer", opt, "--lr", repr(lr), "--seed", str(seed), "--epochs", str(args.epochs),
+                "--weight-decay", repr(args.weight_decay), "--quiet", *threads, *train_args]
+        todo.append((argv, str(run_dir(sweep_dir, opt, lr, seed)), args.epochs))
+    if args.backend == "dask":
+        from dask.distributed import Client
+        with Client(args.scheduler), joblib.parallel_backend("dask"):
+            codes = joblib.Parallel(n_jobs=-1)(joblib.delayed(run_one)(*job, SRC) for job in todo)
+    else:
+        codes = joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_one)(*job, SRC) for job in todo)
+    ran = sum(code != "skipped" for code in codes)
+    print(f"{len(todo)} run(s): {len(todo) - ran} already finished, {ran} trained")
+
+
+def run_one(argv, directory, epochs, src):
+    """One ordinary training run, resumed if it was interrupted; 'skipped' if already finished."""
+    if src not in sys.path:          # a fresh worker process (loky, Dask) may not have src/ on its path
+        sys.path.insert(0, src)
+    import train
+    from cli import run_main as run
+    directory = Path(directory)
+    state = run_state(directory, epochs)
+    if state == "finished":
+        return "skipped"
+    extra = {"resumable": ["--resume"], "broken": ["--overwrite"], "new": []}[state]
+    return run(train.main, [*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra])
+
+
+def run_state(directory, epochs):
+    try:
+        metrics = records.load_metrics(directory)
+    except UserError:
+        metrics = None
+    if metrics and (metrics["status"] == "diverged" or (metrics["status"] == "complete" and metrics["epoch"][-1] >= epochs)):
+        return "finished"
+    if (directory / records.CHECKPOINT).exists():
+        return "resumable"
+    return "broken" if directory.exists() else "new"
+
+
+def final_metric(metrics, select):
+    """Lower is better. Diverged runs never win."""
+    if metrics["status"] == "diverged":
+        return float("inf")
+    return metrics["train_loss"][-1] if select == "train_loss" else -max(metrics["val_acc"])
+
+
+def pick_best(stage1, sweep_dir, select):
+    best = {}
+    for opt, lr, seed in stage1:
+        score = final_metric(records.load_metrics(run_dir(sweep_dir, opt, lr, seed)), select)
+        if score < best.get(opt, (float("inf"), None))[0]:
+            best[opt] = (score, lr)
+    picks = {opt: best.get(opt, (None, None))[1] for opt, _, _ in stage1}
+    for opt, lr in picks.items():
+        print(f"best lr for {opt}: {lr if lr is not None else 'none (every rate diverged)'}")
+    return picks
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
