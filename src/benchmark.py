@@ -15,6 +15,7 @@ Each is timed --rounds times, interleaved, after warm-up steps; the median is re
 noisy neighbour shifts all three alike. Peak resident memory is read after the full dataset is
 loaded, a pipeline epoch slice and a full evaluation pass have run, before the tutorial's PIL copy.
 """
+import argparse
 import json
 import resource
 import statistics
@@ -39,7 +40,7 @@ def build_parser():
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="for compute and pipeline (default: fp32)")
     p.add_argument("--compile", choices=["off", "on", "cudagraphs"], default="off", help="torch.compile (default: off)")
-    p.add_argument("--channels-last", action=train.argparse_bool(), default=True, help="(default: on)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="(default: on)")
     p.add_argument("--batch-size", type=positive_int, default=128, help="(default: 128)")
     p.add_argument("--steps", type=positive_int, default=20, help="timed steps per round and measurement (default: 20)")
     p.add_argument("--warmup", type=positive_int, default=3, help="untimed steps before each measurement (default: 3)")
@@ -134,8 +135,7 @@ def time_pipeline(model, opt, data, run_args, steps):
     """Images/s of train.train_epoch itself, on an epoch cut to steps (+ warm-up) batches."""
     generator = torch.Generator().manual_seed(0)
     metrics = {"iter_loss": []}
-    stop = train.StopRequest.__new__(train.StopRequest)   # a flag nobody raises: no signal handlers here
-    stop.signum = None
+    stop = train.StopRequest(handle_signals=False)
 
     def epoch(n):
         part = datasets.limit(data, n * run_args.batch_size, 1)

@@ -17,6 +17,11 @@ METRICS = "metrics.pkl"
 CHECKPOINT = "checkpoint.pt"
 
 
+def sweep_run_dir(sweep_dir, optimizer, lr, seed):
+    """Where a sweep keeps one run: the setting and the seed are in the path."""
+    return Path(sweep_dir) / optimizer / f"lr_{lr:g}" / f"seed_{seed}"
+
+
 def atomic_write(path, write):
     """Call write(tmp_path), then rename over path: readers see the old file or the new one,
     never half of either, even if the process dies mid-write."""

@@ -63,7 +63,7 @@ def collect(sweep_dir, plan):
     for opt in plan["optimizers"]:
         for lr in plan["lrs"]:
             for seed in plan["seeds"]:
-                directory = sweep_dir / opt / f"lr_{lr:g}" / f"seed_{seed}"
+                directory = records.sweep_run_dir(sweep_dir, opt, lr, seed)
                 if (directory / records.METRICS).exists():
                     runs[(opt, lr, seed)] = records.load_metrics(directory)
     return runs

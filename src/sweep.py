@@ -129,10 +129,6 @@ def now():
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def run_dir(sweep_dir, opt, lr, seed):
-    return sweep_dir / opt / f"lr_{lr:g}" / f"seed_{seed}"
-
-
 def run_all(jobs, args, train_args, sweep_dir):
     """Run what is not finished; joblib spreads the runs over processes or a Dask cluster."""
     threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
@@ -140,7 +136,7 @@ def run_all(jobs, args, train_args, sweep_dir):
     for opt, lr, seed in jobs:
         argv = ["--optimizer", opt, "--lr", repr(lr), "--seed", str(seed), "--epochs", str(args.epochs),
                 "--weight-decay", repr(args.weight_decay), "--quiet", *threads, *train_args]
-        todo.append((argv, str(run_dir(sweep_dir, opt, lr, seed)), args.epochs))
+        todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, lr, seed)), args.epochs))
     if args.backend == "dask":
         from dask.distributed import Client
         with Client(args.scheduler), joblib.parallel_backend("dask"):
@@ -187,7 +183,7 @@ def final_metric(metrics, select):
 def pick_best(stage1, sweep_dir, select):
     best = {}
     for opt, lr, seed in stage1:
-        score = final_metric(records.load_metrics(run_dir(sweep_dir, opt, lr, seed)), select)
+        score = final_metric(records.load_metrics(records.sweep_run_dir(sweep_dir, opt, lr, seed)), select)
         if score < best.get(opt, (float("inf"), None))[0]:
             best[opt] = (score, lr)
     picks = {opt: best.get(opt, (None, None))[1] for opt, _, _ in stage1}

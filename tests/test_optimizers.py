@@ -105,27 +105,26 @@ def trajectory_first_step_torch(betas):
 
 @pytest.mark.parametrize("cls", [PaperAdam, PaperAdamax])
 def test_state_dict_resume_continues_exactly(cls):
-    params, loss_fn = logistic_regression()
-    opt = cls(params, lr=1e-2)
-
-    def run(optimizer, ps, steps):
-        for _ in range(steps):
+    def steps(optimizer, loss_fn, n):
+        for _ in range(n):
             optimizer.zero_grad()
-            loss_fn_for(ps)().backward()
+            loss_fn().backward()
             optimizer.step()
 
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(256, 10, generator=g, dtype=torch.float64)
-    y = (x @ torch.randn(10, generator=g, dtype=torch.float64) > 0).double()
-    loss_fn_for = lambda ps: (lambda: torch.nn.functional.binary_cross_entropy_with_logits(x @ ps[0] + ps[1], y))
+    params, loss_fn = logistic_regression()
+    opt = cls(params, lr=1e-2)
+    steps(opt, loss_fn, 30)
+    saved_params = [p.detach().clone() for p in params]
+    saved_state = copy.deepcopy(opt.state_dict())
+    steps(opt, loss_fn, 30)                                   # the uninterrupted run
 
-    run(opt, params, 30)
-    saved_params, saved_state = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(opt.state_dict())
-    run(opt, params, 30)
-    fresh = [torch.nn.Parameter(p.clone()) for p in saved_params]
+    fresh, fresh_loss = logistic_regression()                 # same data, a new optimizer
+    with torch.no_grad():
+        for p, saved in zip(fresh, saved_params):
+            p.copy_(saved)
     resumed = cls(fresh, lr=1e-2)
     resumed.load_state_dict(saved_state)
-    run(resumed, fresh, 30)
+    steps(resumed, fresh_loss, 30)
     for a, b in zip(params, fresh):
         assert torch.equal(a.detach(), b.detach())
 
