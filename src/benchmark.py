@@ -157,10 +157,9 @@ def time_tutorial(args, data, device):
 
     n = (args.steps + args.warmup) * args.batch_size
     images = [Image.fromarray(a) for a in data.train_x[:n].permute(0, 2, 3, 1).cpu().numpy()]
-    labels = data.train_y[:n].tolist()
     tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
                     T.Normalize(datasets.MEAN, datasets.STD)])
-    dataset = [(img, label) for img, label in zip(images, labels)]
+    dataset = list(zip(images, data.train_y[:n].tolist()))
     loader = DataLoader(TransformedList(dataset, tf), batch_size=args.batch_size, shuffle=True, num_workers=0)
     model, opt = make_model(args, device, channels_last=False)
     rounds = []
