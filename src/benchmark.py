@@ -1,53 +1,66 @@
-"""Throughput of this repository's training pipeline against its compute ceiling and the tutorial's.
+"""Throughput of each workload's training pipeline against its compute ceiling (and, for the CIFAR-10
+CNN, against the classic tutorial's pipeline).
 
-    python src/benchmark.py                                   # CPU fp32 (or cuda if present)
-    python src/benchmark.py --precision bf16
-    python src/benchmark.py --data-dir input/data/cifar10-jpeg --json outputs/bench.json
+    python src/benchmark.py                                   # cifar10-cnn, synthetic data of CIFAR-10's size
+    python src/benchmark.py --workload mnist-logreg --dataset mnist
+    python src/benchmark.py --workload all --dataset synthetic --threads 1    # one table, a process each
+    python src/benchmark.py --data-dir input/data/cifar10-jpeg --precision auto --json outputs/bench.json
 
-Three measurements in one process, the same model, optimizer (Adam) and batch size:
-  compute    forward + backward + step on one fixed batch already on the device: the ceiling
-  pipeline   train.train_epoch exactly as train.py runs it: shuffle, batched crop/flip on the
-             device, normalise, forward, backward, step, metric accumulation
-  tutorial   torchvision RandomCrop(32, 4) + RandomHorizontalFlip + ToTensor + Normalize per PIL
-             image, DataLoader(batch_size=128, shuffle=True, num_workers=0), fp32, NCHW, and the
-             tutorial's loss.item() every step
-Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a
-noisy neighbour shifts all three alike. Peak resident memory is read after the full dataset is
-loaded, a pipeline epoch slice and a full evaluation pass have run, before the tutorial's PIL copy.
+Measurements in one process, the same model, optimizer (Adam) and batch size:
+  compute    the workload's loss, backward and step on one fixed batch of model inputs already on
+             the device: the ceiling
+  pipeline   train.train_epoch exactly as train.py runs it: shuffle, gather, per-batch input
+             processing (crop/flip, normalisation) on the device, loss, backward, step, metrics
+  tutorial   (cifar10-cnn only) torchvision RandomCrop(32, 4) + RandomHorizontalFlip + ToTensor +
+             Normalize per PIL image, DataLoader(batch_size=128, shuffle=True, num_workers=0), fp32,
+             NCHW, and the tutorial's loss.item() every step
+Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
+neighbour shifts all alike. The projected run is the workload's default epochs over the full
+dataset plus its evaluations. Peak resident memory is read after the whole dataset is loaded and a
+pipeline slice and a full evaluation pass have run (before the tutorial's PIL copy). The report
+names the CPU and its instruction-set capability: bf16 is fast only with native support.
 """
 import argparse
 import json
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 import data as datasets
 import optimizers
+import provenance
+import records
 import train
-from cli import Parser, positive_int, run_main
-from model import AdamPaperCNN
-
-EPOCHS = 45
-TRAIN_SIZE, VAL_SIZE = 50_000, 10_000    # CIFAR-10, for the projection
+import workloads
+from cli import Parser, UserError, positive_int, run_main
 
 
 def build_parser():
-    p = Parser(description="Images/second of compute alone, this pipeline, and the tutorial's pipeline.")
+    p = Parser(description="Samples/second of compute alone and of this pipeline, per workload.")
+    p.add_argument("--workload", choices=[*workloads.names(), "all"], default=workloads.DEFAULT,
+                   help=f"workload, or all (each in its own process, then one table) (default: {workloads.DEFAULT})")
+    p.add_argument("--dataset", help="the workload's dataset or synthetic (default: synthetic of the dataset's full "
+                                     "size for cifar10 workloads, else the workload's real dataset)")
+    p.add_argument("--data-dir", help="image folder to load (cifar10 workloads)")
+    p.add_argument("--data-root", default=str(train.REPO / "input" / "data"), help="data and caches (default: input/data)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="for compute and pipeline (default: fp32)")
+    p.add_argument("--precision", choices=provenance.PRECISIONS, default="fp32", help="(default: fp32)")
     p.add_argument("--compile", choices=["off", "on", "cudagraphs"], default="off", help="torch.compile (default: off)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="(default: on)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="(default: 128)")
+    p.add_argument("--batch-size", type=positive_int, help="(default: the workload's)")
     p.add_argument("--steps", type=positive_int, default=20, help="timed steps per round and measurement (default: 20)")
     p.add_argument("--warmup", type=positive_int, default=3, help="untimed steps before each measurement (default: 3)")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds; the median is reported (default: 3)")
-    p.add_argument("--data-dir", help="image folder to load (default: synthetic data of CIFAR-10's size)")
-    p.add_argument("--data-root", default=str(train.REPO / "input" / "data"), help="cache folder parent (default: input/data)")
-    p.add_argument("--tiny", action="store_true", help="smoke test: 512 synthetic images, no full evaluation")
+    p.add_argument("--tiny", action="store_true", help="smoke test: a few hundred synthetic samples")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     return p
@@ -55,49 +68,55 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    device = train.pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    data = load(args).to(device)
-    run_args = train_args(args)
-    train.configure_backends(run_args, device)
-    model, opt = make_model(args, device, args.channels_last)
+    if args.json:
+        records.ensure_writable(Path(args.json).resolve().parent)   # fail before the work, not after
+    if args.workload == "all":
+        return run_all(args, argv or sys.argv[1:])
+    report = measure(args)
+    print_report(report)
+    if args.json:
+        records.save_json(report, args.json)
+    return 0
+
+
+def measure(args):
+    workload = workloads.WORKLOADS[args.workload]
+    device = provenance.pick_device(args.device)
+    train.configure_backends(args.threads, True, device)
+    settings = train.Settings(args.batch_size or workload.batch_size, provenance.resolve_precision(args.precision, device))
+    data, inputs = load(args, workload, device)
+    model, opt = make_model(workload, data, device, args.channels_last)
     step_model = train.compiled(model, args.compile)
-    measure = {"compute": lambda n: time_compute(step_model, opt, data, args, n),
-               "pipeline": lambda n: time_pipeline(step_model, opt, data, run_args, n)}
+    objective = workloads.OBJECTIVES[workload.objective]
+    measure = {"compute": lambda n: time_compute(step_model, opt, objective, data, inputs, settings, n, args.warmup),
+               "pipeline": lambda n: time_pipeline(step_model, opt, objective, data, inputs, settings, n, args.warmup)}
     results = {name: [] for name in measure}
     for _ in range(args.rounds):
         for name, fn in measure.items():
             results[name].append(fn(args.steps))
-    eval_ips = time_eval(model, data, run_args, device)
+    eval_sps = time_eval(model, objective, data, inputs, settings, device)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results["tutorial"] = time_tutorial(args, data, device)
-    report = summarise(args, device, results, eval_ips, peak_rss_mb)
-    print_report(report)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-    return 0
+    if args.workload == "cifar10-cnn":
+        results["tutorial"] = time_tutorial(args, data, settings, device)
+    return summarise(args, workload, settings, device, data, results, eval_sps, peak_rss_mb)
 
 
-def load(args):
+def load(args, workload, device):
+    """The data as train.py loads it; CIFAR-10 workloads default to synthetic data of its full size."""
+    dataset = args.dataset or ("synthetic" if workload.dataset == "cifar10" and not args.data_dir else None)
     if args.tiny:
-        return datasets.limit(datasets.make_synthetic(n_train=512, n_test=256), None, None)
-    if args.data_dir:
-        return datasets.load(None, args.data_dir, args.data_root)
-    return datasets.make_synthetic(n_train=TRAIN_SIZE, n_test=VAL_SIZE)
+        dataset, size = "synthetic", {"n_train": 512, "n_test": 256}
+    elif dataset == "synthetic" and workload.dataset == "cifar10":
+        size = dict(zip(("n_train", "n_test"), datasets.DATASETS["cifar10"].sizes))
+    else:
+        size = {}
+    workload = replace(workload, synthetic=partial(workload.synthetic, **size))
+    return train.load_data(workload, device, dataset, args.data_dir, args.data_root, channels_last=args.channels_last)
 
 
-def train_args(args):
-    return train.build_parser().parse_args(["--batch-size", str(args.batch_size), "--precision", args.precision,
-                                            "--quiet", "--channels-last" if args.channels_last else "--no-channels-last"])
-
-
-def make_model(args, device, channels_last):
+def make_model(workload, data, device, channels_last):
     torch.manual_seed(0)
-    model = AdamPaperCNN().to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = train.build_model(workload, data, device, channels_last=channels_last)
     return model, optimizers.build("adam", model.parameters(), optimizers.resolve("adam", {}))
 
 
@@ -114,58 +133,57 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_compute(model, opt, data, args, steps):
-    """Images/s of forward, backward and step on one fixed, already-normalised batch."""
-    x = datasets.normalize(data.train_x[:args.batch_size], args.channels_last)
-    y = data.train_y[:args.batch_size]
+def time_compute(model, opt, objective, data, inputs, settings, steps, warmup):
+    """Samples/s of the loss, backward and step on one fixed batch of model inputs."""
+    x, y = next(datasets.eval_batches(data.train_x, data.train_y, settings.batch_size, inputs))
 
     def run(n):
         model.train()
         for _ in range(n):
-            with train.autocast(x.device, args.precision):
-                loss = F.cross_entropy(model(x), y)
+            with train.autocast(y.device, settings.precision):
+                loss, _ = objective(model, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    run(args.warmup)
-    return steps * args.batch_size / timed(x.device, lambda: run(steps))
+    run(warmup)
+    return steps * settings.batch_size / timed(y.device, lambda: run(steps))
 
 
-def time_pipeline(model, opt, data, run_args, steps):
-    """Images/s of train.train_epoch itself, on an epoch cut to steps (+ warm-up) batches."""
+def time_pipeline(model, opt, objective, data, inputs, settings, steps, warmup):
+    """Samples/s of train.train_epoch itself, on an epoch cut to `steps` batches."""
     generator = torch.Generator().manual_seed(0)
-    metrics = {"iter_loss": []}
     stop = train.StopRequest(handle_signals=False)
 
     def epoch(n):
-        part = datasets.limit(data, n * run_args.batch_size, 1)
-        return lambda: train.train_epoch(model, opt, generator, part, run_args, metrics, stop)
-    epoch(3)()
-    return steps * run_args.batch_size / timed(data.train_x.device, epoch(steps))
+        part = datasets.limit(data, n * settings.batch_size, 1)
+        metrics = records.new_metrics(n)
+        return lambda: train.train_epoch(model, opt, objective, part, inputs, generator, settings, metrics, stop)
+    epoch(warmup)()
+    return steps * settings.batch_size / timed(data.train_y.device, epoch(steps))
 
 
-def time_eval(model, data, run_args, device):
-    """Images/s of the evaluation pass over the test set (large batches, inference mode)."""
-    return len(data.test_y) / timed(device, lambda: train.evaluate(model, data.test_x, data.test_y, run_args))
+def time_eval(model, objective, data, inputs, settings, device):
+    """Samples/s of the evaluation pass over the test split (large batches, inference mode)."""
+    run = lambda: train.evaluate(model, objective, data.test_x, data.test_y, inputs, settings)
+    return len(data.test_y) / timed(device, run)
 
 
-def time_tutorial(args, data, device):
+def time_tutorial(args, data, settings, device):
     """Images/s of the tutorial's per-image PIL pipeline feeding the same model, fp32, NCHW."""
     from PIL import Image
     from torch.utils.data import DataLoader
     from torchvision import transforms as T
 
-    n = (args.steps + args.warmup) * args.batch_size
-    images = [Image.fromarray(a) for a in data.train_x[:n].permute(0, 2, 3, 1).cpu().numpy()]
+    n = (args.steps + args.warmup) * settings.batch_size
+    raw = datasets.load("synthetic", args.data_dir, args.data_root, synthetic=datasets.make_synthetic) \
+        if args.tiny or not args.data_dir else datasets.load(None, args.data_dir, args.data_root)
+    images = [Image.fromarray(a) for a in raw.train_x[:n].permute(0, 2, 3, 1).numpy()]
     tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(datasets.MEAN, datasets.STD)])
-    dataset = list(zip(images, data.train_y[:n].tolist()))
-    loader = DataLoader(TransformedList(dataset, tf), batch_size=args.batch_size, shuffle=True, num_workers=0)
-    model, opt = make_model(args, device, channels_last=False)
-    rounds = []
-    for _ in range(args.rounds):
-        rounds.append(time_tutorial_epoch(model, opt, loader, args, device))
-    return rounds
+                    T.Normalize(datasets.CIFAR10_MEAN, datasets.CIFAR10_STD)])
+    dataset = list(zip(images, raw.train_y[:n].tolist()))
+    loader = DataLoader(TransformedList(dataset, tf), batch_size=settings.batch_size, shuffle=True, num_workers=0)
+    model, opt = make_model(workloads.WORKLOADS["cifar10-cnn"], data, device, channels_last=False)
+    return [time_tutorial_epoch(model, opt, loader, args.warmup, device) for _ in range(args.rounds)]
 
 
 class TransformedList(torch.utils.data.Dataset):
@@ -180,11 +198,11 @@ class TransformedList(torch.utils.data.Dataset):
         return self.transform(img), label
 
 
-def time_tutorial_epoch(model, opt, loader, args, device):
+def time_tutorial_epoch(model, opt, loader, warmup, device):
     model.train()
     running_loss, seen, start = 0.0, 0, None
     for i, (x, y) in enumerate(loader):
-        if i == args.warmup:
+        if i == warmup:
             sync(device)
             start = time.perf_counter()
         x, y = x.to(device), y.to(device)
@@ -198,37 +216,85 @@ def time_tutorial_epoch(model, opt, loader, args, device):
     return seen / (time.perf_counter() - start)
 
 
-def summarise(args, device, results, eval_ips, peak_rss_mb):
-    ips = {name: statistics.median(values) for name, values in results.items()}
-    epoch_s = {name: TRAIN_SIZE / v for name, v in ips.items()}
-    eval_s = VAL_SIZE / eval_ips
-    return {
-        "device": train.describe_device(device), "precision": args.precision, "compile": args.compile,
-        "channels_last": args.channels_last, "batch_size": args.batch_size, "steps": args.steps,
-        "rounds": args.rounds, "torch": torch.__version__,
-        "images_per_s": ips, "images_per_s_rounds": results, "eval_images_per_s": eval_ips,
-        "ratio_pipeline_to_compute": ips["pipeline"] / ips["compute"],
-        "ratio_pipeline_to_tutorial": ips["pipeline"] / ips["tutorial"],
-        "epoch_s": epoch_s,
-        # 45 training epochs plus 46 validation passes (epoch 0 and after each epoch) and the
-        # epoch-0 pass over the training set.
-        "projected_45_epochs_s": EPOCHS * epoch_s["pipeline"] + (EPOCHS + 1) * eval_s + TRAIN_SIZE / eval_ips,
+def summarise(args, workload, settings, device, data, results, eval_sps, peak_rss_mb):
+    sps = {name: statistics.median(values) for name, values in results.items()}
+    train_size, test_size = datasets.DATASETS[workload.dataset].sizes
+    epoch_s = {name: train_size / v for name, v in sps.items()}
+    eval_s = test_size / eval_sps
+    report = {
+        "workload": args.workload, "dataset": data.source, "device": provenance.describe_device(device),
+        "precision": settings.precision, "compile": args.compile, "channels_last": args.channels_last,
+        "batch_size": settings.batch_size, "steps": args.steps, "rounds": args.rounds, "torch": torch.__version__,
+        "samples_per_s": sps, "samples_per_s_rounds": results, "eval_samples_per_s": eval_sps,
+        "ratio_pipeline_to_compute": sps["pipeline"] / sps["compute"],
+        "epoch_s": epoch_s, "full_dataset": {"train": train_size, "test": test_size}, "epochs": workload.epochs,
+        # The default epochs, plus the evaluations after each epoch and at epoch 0 (test, and train).
+        "projected_run_s": workload.epochs * epoch_s["pipeline"] + (workload.epochs + 1) * eval_s + train_size / eval_sps,
         "peak_rss_mb": peak_rss_mb,
     }
+    if "tutorial" in sps:
+        report["ratio_pipeline_to_tutorial"] = sps["pipeline"] / sps["tutorial"]
+    return report
 
 
 def print_report(r):
     d = r["device"]
-    print(f"device {d['type']} ({d['name']}, {d['threads']} threads), {r['precision']}, compile {r['compile']}, "
-          f"channels_last {r['channels_last']}, batch {r['batch_size']}, torch {r['torch']}")
-    for name in ("compute", "pipeline", "tutorial"):
-        rounds = ", ".join(f"{v:.0f}" for v in r["images_per_s_rounds"][name])
-        print(f"  {name:<9} {r['images_per_s'][name]:8.0f} images/s   ({r['epoch_s'][name]:6.1f} s per 50k-image epoch; rounds: {rounds})")
-    print(f"  eval      {r['eval_images_per_s']:8.0f} images/s")
+    print(f"{r['workload']} on {r['dataset']}: device {d['type']} ({d['name']}, {d['cpu']['capability']}, "
+          f"{d['threads']} threads), {r['precision']}, compile {r['compile']}, batch {r['batch_size']}, torch {r['torch']}")
+    for name in r["samples_per_s"]:
+        rounds = ", ".join(f"{v:.0f}" for v in r["samples_per_s_rounds"][name])
+        print(f"  {name:<9} {r['samples_per_s'][name]:9.0f} samples/s   ({r['epoch_s'][name]:7.2f} s per "
+              f"{r['full_dataset']['train']}-sample epoch; rounds: {rounds})")
+    print(f"  eval      {r['eval_samples_per_s']:9.0f} samples/s")
     print(f"  pipeline / compute  = {r['ratio_pipeline_to_compute']:.3f}")
-    print(f"  pipeline / tutorial = {r['ratio_pipeline_to_tutorial']:.2f}")
-    print(f"  projected 45-epoch run (with evaluation): {r['projected_45_epochs_s'] / 60:.1f} min")
+    if "ratio_pipeline_to_tutorial" in r:
+        print(f"  pipeline / tutorial = {r['ratio_pipeline_to_tutorial']:.2f}")
+    print(f"  projected {r['epochs']}-epoch run (with evaluation): {r['projected_run_s'] / 60:.1f} min")
     print(f"  peak resident memory: {r['peak_rss_mb']:.0f} MB")
+
+
+def run_all(args, argv):
+    """Every workload in its own process (so that each peak memory is its own), then one table."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in workloads.names():
+            out = Path(tmp) / f"{name}.json"
+            cmd = [sys.executable, __file__, *without(argv, "--workload", "--json"), "--workload", name, "--json", str(out)]
+            proc = subprocess.run(cmd, text=True, capture_output=True)
+            print(proc.stdout, end="", flush=True)
+            if proc.returncode != 0:
+                raise UserError(f"{name}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}")
+            rows.append(json.loads(out.read_text()))
+    print(markdown_table(rows))
+    if args.json:
+        records.save_json(rows, args.json)
+    return 0
+
+
+def without(argv, *flags):
+    """argv less the given flags and their values (--flag VALUE or --flag=VALUE)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a.split("=")[0] in flags:
+            skip = "=" not in a
+        else:
+            out.append(a)
+    return out
+
+
+def markdown_table(rows):
+    lines = ["| workload | data | device | precision | compute samples/s | pipeline samples/s | pipeline / compute "
+             "| s per epoch | default run | peak RSS |", "|" + "---|" * 10]
+    for r in rows:
+        d = r["device"]
+        lines.append(f"| {r['workload']} | {r['dataset'].split(':')[0]} | {d['name']} ({d['cpu']['capability']}, "
+                     f"{d['threads']} threads) | {r['precision']} | {r['samples_per_s']['compute']:.0f} | "
+                     f"{r['samples_per_s']['pipeline']:.0f} | {r['ratio_pipeline_to_compute']:.2f} | "
+                     f"{r['epoch_s']['pipeline']:.2f} | {r['epochs']} epochs: {r['projected_run_s'] / 60:.1f} min | "
+                     f"{r['peak_rss_mb']:.0f} MB |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,25 @@
-"""Datasets as uint8 tensors on the training device, and batched augmentation on that device.
+"""Datasets as compact tensors on the training device, and batched input processing on that device.
 
-In the manner of KellerJordan/cifar10-airbench: images are decoded once, cached as uint8
-tensors, moved to the device whole, and augmented per batch with tensor ops (per-sample
-random crop from a zero-padded image, per-sample horizontal flip), then normalised.
-There is no PIL in the training loop and no DataLoader.
+In the manner of KellerJordan/cifar10-airbench: samples are decoded once, cached, moved to the
+device whole, and turned into model inputs per batch with tensor ops (per-sample random crop from a
+zero-padded image, per-sample horizontal flip, normalisation or ZCA whitening). There is no PIL in
+the training loop and no DataLoader.
 
-Sources:
+Every dataset is one entry of DATASETS (adding one is one entry): how to load it, what kind of
+samples it holds, and its input statistics. Sources:
 - cifar10: the official python archive via torchvision (md5-verified), in --data-root.
-- --data-dir DIR: an image folder DIR/{train,test}/<class>/*.{png,jpg,jpeg}.
-- synthetic: CIFAR-shaped, generated from a fixed seed, for offline smoke runs and tests.
+- mnist, fashion-mnist: the four official .gz files via torchvision (md5-verified), in
+  --data-root/MNIST/raw or --data-root/FashionMNIST/raw.
+- imdb: the official aclImdb_v1.tar.gz or its extracted aclImdb/ folder, as 10,000-word binary
+  bags of words (bow.py), never dense.
+- --data-dir DIR: an image folder DIR/{train,test}/<class>/*.{png,jpg,jpeg}; statistics measured.
+- synthetic: data of a workload's shape, generated from a fixed seed, for offline runs and tests.
 """
 import hashlib
 import math
 import urllib.error
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,45 +28,64 @@ import torch.nn.functional as F
 
 from cli import UserError
 
-# The tutorial's normalisation (CIFAR-10 channel statistics), used for every dataset.
-MEAN = (0.4914, 0.4822, 0.4465)
-STD = (0.2023, 0.1994, 0.2010)
+# The tutorial's CIFAR-10 normalisation (its std is the classic 0.2023 that many tutorials copy).
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 PAD = 4                      # RandomCrop(32, padding=4)
+ZCA_EPS = 1e-2               # ZCA whitening: added to the covariance eigenvalues ([0, 1] pixel units)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-CACHE_FORMAT = 1             # bump when the cache layout changes
+CACHE_FORMAT = 2             # bump when the cache layout changes
 SYNTHETIC_SEED = 0           # one synthetic dataset for every run seed, so seeds are comparable
 SUBSET_SEED = 0              # likewise for --limit-train / --limit-val subsets
 CIFAR10_HELP = ("put cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/, "
                 "or use --data-dir DIR with DIR/{{train,test}}/<class>/*.png, or --dataset synthetic")
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+               "t10k-labels-idx1-ubyte.gz")
 
 
 @dataclass
 class Data:
-    train_x: torch.Tensor    # (N, C, H, W) uint8
+    train_x: object          # (N, C, H, W) uint8 images, or bow.SparseRows
     train_y: torch.Tensor    # (N,) int64
-    test_x: torch.Tensor
+    test_x: object
     test_y: torch.Tensor
     classes: list
-    source: str              # where the images came from, for the run record
+    source: str              # where the samples came from, for the run record
+    mean: tuple = None       # per-channel statistics of the training split, in [0, 1] pixel units
+    std: tuple = None
 
     def to(self, device):
         move = lambda t: t.to(device, non_blocking=True)
-        return Data(move(self.train_x), move(self.train_y), move(self.test_x), move(self.test_y),
-                    self.classes, self.source)
+        return replace(self, train_x=move(self.train_x), train_y=move(self.train_y),
+                       test_x=move(self.test_x), test_y=move(self.test_y))
+
+    @property
+    def sample_shape(self):
+        return tuple(self.train_x.shape[1:])
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    load: object             # load(root: Path, cache_dir: Path) -> Data
+    kind: str                # "image" or "bow"
+    describe: str
+    sizes: tuple             # (train, test) samples of the full dataset, for projected run times
 
 
 # ---------------------------------------------------------------- loading
 
-def load(dataset, data_dir=None, data_root="input/data", limit_train=None, limit_val=None):
-    """The chosen dataset on the CPU, optionally cut to fixed random subsets."""
+def load(dataset, data_dir=None, data_root="input/data", limit_train=None, limit_val=None, synthetic=None):
+    """The chosen dataset on the CPU, optionally cut to fixed random subsets. `synthetic` makes
+    the workload's stand-in when dataset == 'synthetic' (default: CIFAR-shaped images)."""
+    root = Path(data_root)
     if data_dir is not None:
-        data = load_image_folder(Path(data_dir), Path(data_root) / "cache")
-    elif dataset == "cifar10":
-        data = load_cifar10(Path(data_root))
+        data = load_image_folder(Path(data_dir), root / "cache")
     elif dataset == "synthetic":
-        data = make_synthetic()
+        data = (synthetic or make_synthetic)()
+    elif dataset in DATASETS:
+        data = DATASETS[dataset].load(root, root / "cache")
     else:
-        raise UserError(f"unknown dataset {dataset!r}")
+        raise UserError(f"unknown dataset {dataset!r} (choose from synthetic, {', '.join(DATASETS)})")
     return limit(data, limit_train, limit_val)
 
 
@@ -69,8 +94,26 @@ def limit(data, limit_train, limit_val):
     g = torch.Generator().manual_seed(SUBSET_SEED)
     train_idx = torch.randperm(len(data.train_y), generator=g)[:limit_train]
     test_idx = torch.randperm(len(data.test_y), generator=g)[:limit_val]
-    return Data(data.train_x[train_idx], data.train_y[train_idx], data.test_x[test_idx],
-                data.test_y[test_idx], data.classes, data.source)
+    return replace(data, train_x=data.train_x[train_idx], train_y=data.train_y[train_idx],
+                   test_x=data.test_x[test_idx], test_y=data.test_y[test_idx])
+
+
+def channel_stats(images, chunk=5000):
+    """Per-channel mean and std of uint8 (N, C, H, W) images in [0, 1] units, in float64 chunks."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].double() / 255
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    count = images.numel() / images.shape[1]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+def with_measured_stats(data):
+    return replace(data, **dict(zip(("mean", "std"), channel_stats(data.train_x))))
 
 
 def load_cifar10(root):
@@ -90,7 +133,37 @@ def load_cifar10(root):
                         + CIFAR10_HELP.format(root=root)) from None
     as_tensors = lambda ds: (torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
     (train_x, train_y), (test_x, test_y) = as_tensors(train), as_tensors(test)
-    return Data(train_x, train_y, test_x, test_y, list(train.classes), f"cifar10:{root}")
+    return Data(train_x, train_y, test_x, test_y, list(train.classes), f"cifar10:{root}", CIFAR10_MEAN, CIFAR10_STD)
+
+
+def load_mnist_like(name, mean, std, root, cache_dir):
+    """MNIST or Fashion-MNIST through torchvision, which checks the md5 of the four official files
+    in root/<name>/raw/ and downloads only what is missing there."""
+    from torchvision import datasets as tv
+
+    raw = root / name / "raw"
+    try:
+        train, test = (getattr(tv, name)(str(root), train=split, download=True) for split in (True, False))
+    except (urllib.error.URLError, OSError, RuntimeError) as err:
+        reason = str(err).splitlines()[0][:120] if str(err) else err.__class__.__name__
+        raise UserError(f"{name} is missing or corrupt in {raw} and could not be downloaded ({reason}): "
+                        f"put the four official files ({', '.join(MNIST_FILES)}) into {raw}/") from None
+    return Data(train.data[:, None].contiguous(), train.targets, test.data[:, None].contiguous(), test.targets,
+                list(train.classes), f"{name.lower()}:{root}", mean, std)
+
+
+def load_imdb(root, cache_dir):
+    import bow
+
+    train_x, train_y, test_x, test_y, _, source = bow.load_imdb(root, cache_dir)
+    return Data(train_x, train_y, test_x, test_y, ["neg", "pos"], source)
+
+
+def make_synthetic_bow(n_train=2000, n_test=500):
+    import bow
+
+    train_x, train_y, test_x, test_y, _, source = bow.make_synthetic_bow(n_train, n_test)
+    return Data(train_x, train_y, test_x, test_y, ["neg", "pos"], source)
 
 
 def load_image_folder(root, cache_dir):
@@ -135,7 +208,8 @@ def decode_image_folder(root, files):
     (train_x, train_y), (test_x, test_y) = (_decode(files[s]) for s in ("train", "test"))
     if train_x.shape[1:] != test_x.shape[1:]:
         raise UserError(f"{root}: train images are {tuple(train_x.shape[2:])}, test images {tuple(test_x.shape[2:])}")
-    return Data(train_x, train_y, test_x, test_y, files["classes"], f"image-folder:{root.resolve()}")
+    # Your own images get their own statistics, measured once on the training split and cached.
+    return with_measured_stats(Data(train_x, train_y, test_x, test_y, files["classes"], f"image-folder:{root.resolve()}"))
 
 
 def _decode(pairs):
@@ -174,7 +248,7 @@ def read_cache(path):
     try:
         blob = torch.load(path, weights_only=True)
         assert blob["format"] == CACHE_FORMAT
-        data = Data(*(blob[k] for k in ("train_x", "train_y", "test_x", "test_y", "classes", "source")))
+        data = Data(*(blob[k] for k in ("train_x", "train_y", "test_x", "test_y", "classes", "source", "mean", "std")))
         assert data.train_x.dtype == torch.uint8 and len(data.train_x) == len(data.train_y)
         assert data.test_x.dtype == torch.uint8 and len(data.test_x) == len(data.test_y)
         return data
@@ -194,36 +268,114 @@ def write_cache(data, path):
         print(f"warning: could not write data cache {path} ({err}); images will be decoded again next time")
 
 
-def make_synthetic(n_train=10000, n_test=2000, num_classes=10, size=32, seed=SYNTHETIC_SEED):
-    """CIFAR-shaped uint8 images: a smooth colour layout per class plus strong noise and a
-    random brightness shift, so a CNN learns it over a few epochs but not in one step."""
+def make_synthetic(n_train=10000, n_test=2000, num_classes=10, shape=(3, 32, 32), seed=SYNTHETIC_SEED):
+    """uint8 images of the given (C, H, W): a smooth layout per class plus strong noise and a random
+    brightness shift, so a model learns it over a few epochs but not in one step. Its statistics
+    are measured, as for any dataset that is not one of the named ones."""
     g = torch.Generator().manual_seed(seed)
-    layouts = F.interpolate(torch.rand(num_classes, 3, 4, 4, generator=g), size=size, mode="bilinear")
+    channels, size = shape[0], shape[1:]
+    layouts = F.interpolate(torch.rand(num_classes, channels, 4, 4, generator=g), size=size, mode="bilinear")
 
     def sample(n):
         y = torch.randint(num_classes, (n,), generator=g)
         shift = 0.3 * (torch.rand(n, 1, 1, 1, generator=g) - 0.5)
-        x = 0.5 * layouts[y] + 0.25 + shift + 0.35 * torch.randn(n, 3, size, size, generator=g)
+        x = 0.5 * layouts[y] + 0.25 + shift + 0.35 * torch.randn(n, *shape, generator=g)
         return (x.clamp(0, 1) * 255).round().to(torch.uint8), y
 
     (train_x, train_y), (test_x, test_y) = sample(n_train), sample(n_test)
-    return Data(train_x, train_y, test_x, test_y, [f"class{i}" for i in range(num_classes)], f"synthetic:seed{seed}")
+    classes = [f"class{i}" for i in range(num_classes)]
+    return with_measured_stats(Data(train_x, train_y, test_x, test_y, classes, f"synthetic:seed{seed}"))
 
 
-# ---------------------------------------------------------------- batches
+DATASETS = {
+    "cifar10": DatasetSpec(lambda root, cache: load_cifar10(root), "image", "CIFAR-10, 50k + 10k 32x32 colour images",
+                           (50_000, 10_000)),
+    "mnist": DatasetSpec(partial(load_mnist_like, "MNIST", (0.1307,), (0.3081,)), "image",
+                         "MNIST, 60k + 10k 28x28 digits", (60_000, 10_000)),
+    "fashion-mnist": DatasetSpec(partial(load_mnist_like, "FashionMNIST", (0.2860,), (0.3530,)), "image",
+                                 "Fashion-MNIST, 60k + 10k 28x28 clothes", (60_000, 10_000)),
+    "imdb": DatasetSpec(load_imdb, "bow", "IMDB reviews, 25k + 25k, 10,000-word binary bag of words",
+                        (25_000, 25_000)),
+}
 
-def normalize(x_uint8, channels_last=True):
-    """uint8 (N, C, H, W) -> float, normalised with the tutorial's mean and std."""
-    mean = torch.tensor(MEAN, device=x_uint8.device).view(1, -1, 1, 1) * 255
-    std = torch.tensor(STD, device=x_uint8.device).view(1, -1, 1, 1) * 255
-    x = (x_uint8.float() - mean) / std
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+# ---------------------------------------------------------------- inputs and batches
+
+@dataclass
+class Inputs:
+    """How a workload turns stored samples into model inputs, per batch, on the device:
+    scale 'standardize' ((x - mean) / std per channel), 'unit' (x / 255, e.g. Bernoulli targets),
+    'zca' (ZCA whitening fitted on the training split), or 'none' (already model inputs)."""
+    scale: str = "none"
+    augment: bool = False            # random crop from a zero-padded image, and horizontal flip
+    channels_last: bool = False
+    mean: torch.Tensor = None        # (1, C, 1, 1) in uint8 units, for 'standardize'
+    std: torch.Tensor = None
+    zca: torch.Tensor = None         # (D, D) whitening matrix, for 'zca'
+    zca_mean: torch.Tensor = None    # (D,) in [0, 1] units
+
+    def __call__(self, x):
+        if self.scale == "standardize":
+            x = (x.float() - self.mean) / self.std
+        elif self.scale == "unit":
+            x = x.float() / 255
+        elif self.scale == "zca":
+            x = ((x.flatten(1).float() / 255 - self.zca_mean) @ self.zca).view(x.shape)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
 
-def epoch_plan(n, generator):
+def make_inputs(data, scale, augment=False, channels_last=False, zca_eps=ZCA_EPS):
+    """The Inputs of a run, fitted on its training split where they need statistics."""
+    device = data.train_y.device
+    inputs = Inputs(scale, augment, channels_last)
+    if scale == "standardize":
+        inputs.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1) * 255
+        inputs.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1) * 255
+    elif scale == "zca":
+        inputs.zca, inputs.zca_mean = zca_matrix(data.train_x, zca_eps)
+    return inputs
+
+
+def zca_matrix(images, eps, chunk=5000):
+    """W = U diag(1/sqrt(lambda + eps)) U^T of the training pixels' covariance (section 6.3's
+    whitening), accumulated in chunks so that no centred float copy of the dataset is held."""
+    flat = images.flatten(1)
+    mean = torch.zeros(flat.shape[1], dtype=torch.float64, device=flat.device)
+    for start in range(0, len(flat), chunk):
+        mean += flat[start:start + chunk].double().sum(0) / 255
+    mean /= len(flat)
+    cov = torch.zeros(flat.shape[1], flat.shape[1], dtype=torch.float64, device=flat.device)
+    for start in range(0, len(flat), chunk):
+        centred = flat[start:start + chunk].float() / 255 - mean.float()
+        cov += (centred.T @ centred).double()
+    evals, evecs = torch.linalg.eigh(cov / len(flat))
+    w = evecs @ torch.diag((evals.clamp_min(0) + eps).rsqrt()) @ evecs.T
+    return w.float(), mean.float()
+
+
+def prepare(data, inputs, chunk=10000):
+    """Without augmentation the inputs of every epoch are the same: compute them once for the whole
+    dataset (a float copy; MNIST's is 188 MB) so that a step only gathers its rows."""
+    if inputs.augment or inputs.scale == "none":
+        return data, inputs
+    convert = lambda x: torch.cat([inputs(x[s:s + chunk]) for s in range(0, len(x), chunk)])
+    done = Inputs("none", False, inputs.channels_last)
+    return replace(data, train_x=convert(data.train_x), test_x=convert(data.test_x)), done
+
+
+def normalize(x_uint8, channels_last=True, mean=CIFAR10_MEAN, std=CIFAR10_STD):
+    """uint8 (N, C, H, W) -> float, standardised per channel (default: the tutorial's statistics)."""
+    mean = torch.tensor(mean, device=x_uint8.device).view(1, -1, 1, 1) * 255
+    std = torch.tensor(std, device=x_uint8.device).view(1, -1, 1, 1) * 255
+    return Inputs("standardize", False, channels_last, mean, std)(x_uint8)
+
+
+def epoch_plan(n, generator, augment=True):
     """The epoch's random choices, drawn on the CPU from the seeded generator so that they
-    are identical on every device: sample order, crop offsets and flips."""
+    are identical on every device: sample order, and with augmentation crop offsets and flips."""
     order = torch.randperm(n, generator=generator)
+    if not augment:
+        return order, None, None
     offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
     return order, offsets, flips
@@ -244,18 +396,22 @@ def crop_flip(images, offsets, flips):
     return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def train_batches(data, batch_size, generator, channels_last=True):
-    """Yield the epoch's augmented, normalised batches (x, y); the last may be smaller."""
-    order, offsets, flips = (t.to(data.train_x.device) for t in epoch_plan(len(data.train_y), generator))
+def train_batches(data, inputs, batch_size, generator):
+    """Yield the epoch's model inputs and labels (x, y); the last batch may be smaller."""
+    device = data.train_y.device
+    plan = epoch_plan(len(data.train_y), generator, inputs.augment)
+    order, offsets, flips = (t if t is None else t.to(device) for t in plan)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        images = crop_flip(data.train_x[idx], offsets[start:start + batch_size], flips[start:start + batch_size])
-        yield normalize(images, channels_last), data.train_y[idx]
+        x = data.train_x[idx]
+        if inputs.augment:
+            x = crop_flip(x, offsets[start:start + batch_size], flips[start:start + batch_size])
+        yield inputs(x), data.train_y[idx]
 
 
-def eval_batches(x, y, batch_size, channels_last=True):
+def eval_batches(x, y, batch_size, inputs):
     for start in range(0, len(y), batch_size):
-        yield normalize(x[start:start + batch_size], channels_last), y[start:start + batch_size]
+        yield inputs(x[start:start + batch_size]), y[start:start + batch_size]
 
 
 def batches_per_epoch(n, batch_size):

@@ -1,26 +1,41 @@
-"""The CNN of the Adam paper (Kingma & Ba, 2015, section 6.3): c64-c64-c128-1000.
+"""Every model of the study, in one registry: adding a model is one builder here.
 
-Three 5x5 convolutions (padding 1), each followed by ReLU and a 3x3 stride-2 max-pool,
-a global average pool, a 1000-unit ReLU layer with dropout, and a linear classifier.
-On 32x32 inputs the feature maps go 32 -> 30 -> 14 -> 12 -> 5 -> 3 -> 1.
+    MODELS["adam-cnn"].build(input_shape=(3, 32, 32), num_classes=10, dropout="tutorial", p=0.5)
 
-Two faults of the classic tutorial are fixed here:
-- it applied nn.Dropout2d to the 2-D (batch, features) output of the FC layer, which
-  PyTorch then treats as one unbatched (C, H, W) map and so drops whole samples;
-  we use element-wise nn.Dropout there;
-- it used F.adaptive_avg_pool2d, whose CUDA backward is not deterministic; a mean over
-  H and W computes the same thing with a deterministic backward.
+Each entry names the dropout placements it accepts (the first is its default) and whether its
+first layer reads images, a flat vector, or a bag of words (bow.SparseRows). Models of the Adam
+paper (Kingma & Ba, 2015, section 6):
+  adam-cnn      section 6.3: c64-c64-c128-1000 (three 5x5 convs with padding 1, each ReLU and a 3x3
+                stride-2 max-pool, a global average pool, a 1000-unit ReLU layer, a classifier).
+                On 32x32 inputs the maps go 32 -> 30 -> 14 -> 12 -> 5 -> 3 -> 1.
+  logreg        section 6.1: multinomial logistic regression on the flattened pixels.
+  bow-logreg    section 6.1: logistic regression on a binary bag of words, optional feature dropout.
+  mlp           section 6.2: 784-1000-1000-10 with ReLU, optional dropout on the hidden layers.
+  vae           section 6.4: the VAE of Kingma & Welling (2014), one hidden layer of 500 softplus
+                units in the encoder and in the decoder, a 50-dimensional Gaussian latent, a
+                Bernoulli decoder.
+and two beyond it: the small CNN of the PyTorch CIFAR-10 tutorial, and the CIFAR ResNet-18.
+
+About the classic tutorial's CNN: it applied nn.Dropout2d to the 2-D (batch, features) output of
+the FC layer. With the pinned torch that warns that the use is deprecated and then drops
+elements, as nn.Dropout does (on a 1000x1000 tensor of ones: no row all zero, 50.1% zeros). We
+use nn.Dropout there: the same behaviour, explicit, without the warning, and without depending on
+a code path torch has announced it will remove. The tutorial's F.adaptive_avg_pool2d has no
+deterministic CUDA backward; a mean over H and W computes the same thing deterministically.
 """
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-DROPOUT_PLACEMENTS = ("tutorial", "paper", "none")
+DROPOUT_PLACEMENTS = ("tutorial", "paper", "none")   # the CNN's; other models accept a subset
 
 
 class AdamPaperCNN(nn.Module):
     """dropout='tutorial' (default): channel dropout after the conv1 block and dropout on FC.
     dropout='paper': dropout on the input and on FC, as section 6.3 describes.
-    dropout='none': no dropout anywhere (for ablations)."""
+    dropout='none': no dropout anywhere (for ablations, and the paper's Figure 3 'no dropout')."""
 
     def __init__(self, num_classes=10, dropout="tutorial", p=0.5, in_channels=3):
         super().__init__()
@@ -46,6 +61,178 @@ class AdamPaperCNN(nn.Module):
         x = x.mean(dim=(2, 3))  # global average pool, deterministic backward on CUDA
         x = self.fc_dropout(torch.relu(self.fc1(x)))
         return self.fc2(x)
+
+
+class TutorialCNN(nn.Module):
+    """The PyTorch CIFAR-10 tutorial's net: conv 6 and 16 (5x5, each ReLU and 2x2 max-pool),
+    then FC 120-84-classes."""
+
+    def __init__(self, num_classes=10, in_channels=3, size=32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        side = ((size - 4) // 2 - 4) // 2
+        self.fc1 = nn.Linear(16 * side * side, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(torch.relu(self.conv2(x)), 2)
+        x = torch.relu(self.fc1(x.flatten(1)))
+        return self.fc3(torch.relu(self.fc2(x)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet18(nn.Module):
+    """ResNet-18 for 32x32 inputs as today's optimizer papers use it: a 3x3 stride-1 stem and no
+    max-pool, four stages of two basic blocks (64, 128, 256, 512 channels), global average pool."""
+
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        blocks, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+
+
+class LogisticRegression(nn.Module):
+    """Multinomial logistic regression on the flattened input (softmax over a linear map)."""
+
+    def __init__(self, in_features, num_classes):
+        super().__init__()
+        self.linear = nn.Linear(in_features, num_classes)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+class BowLogisticRegression(nn.Module):
+    """Logistic regression on a binary bag of words, read sparse: x @ W for a 0/1 row x is the sum of
+    W's rows at x's words, which F.embedding_bag computes without ever densifying the batch.
+    Dropout on the features (the paper's Figure 1, right) zeroes each present word with
+    probability p and scales the rest by 1/(1-p), exactly as nn.Dropout on the dense row would."""
+
+    def __init__(self, vocab_size, num_classes, p=0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab_size, num_classes))   # row w: word w's logits
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+        bound = 1 / vocab_size ** 0.5                                      # nn.Linear's initialisation
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+        self.p = p
+
+    def forward(self, rows):
+        cols, offsets = rows.bag()
+        weights = None
+        if self.training and self.p > 0:
+            weights = torch.bernoulli(torch.full(cols.shape, 1 - self.p, device=cols.device)) / (1 - self.p)
+        return F.embedding_bag(cols, self.weight, offsets, mode="sum", per_sample_weights=weights) + self.bias
+
+
+class MLP(nn.Module):
+    """784-1000-1000-10 with ReLU (section 6.2); dropout p on each hidden layer's output if asked."""
+
+    def __init__(self, in_features, num_classes, hidden=(1000, 1000), p=0.0):
+        super().__init__()
+        layers, width = [], in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(p) if p > 0 else nn.Identity()]
+            width = h
+        self.hidden = nn.Sequential(*layers)
+        self.out = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        return self.out(self.hidden(x.flatten(1)))
+
+
+class VAE(nn.Module):
+    """Kingma & Welling's VAE: x -> 500 softplus -> (mu, log sigma^2) of a 50-d Gaussian q(z|x);
+    z = mu + sigma * eps (one sample, the reparameterisation trick); z -> 500 softplus -> Bernoulli
+    logits of every pixel. forward returns the per-sample negative ELBO in nats:
+    -log p(x|z) + KL(q(z|x) || N(0, I)), with pixel intensities in [0, 1] as Bernoulli targets."""
+
+    def __init__(self, in_features, hidden=500, latent=50):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(in_features, hidden), nn.Softplus())
+        self.mu = nn.Linear(hidden, latent)
+        self.logvar = nn.Linear(hidden, latent)
+        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Softplus(), nn.Linear(hidden, in_features))
+
+    def forward(self, x):
+        x = x.flatten(1)
+        h = self.encoder(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = self.decoder(z)
+        reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
+        return reconstruction + kl
+
+
+# ---------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: object             # build(input_shape, num_classes, dropout, p) -> nn.Module
+    input: str                # "image" (C, H, W), "flat" (any shape, flattened), or "bow" (SparseRows)
+    dropouts: tuple = ("none",)   # accepted --dropout values; the first is the default
+    describe: str = ""
+
+
+def _dropout_p(dropout, p):
+    return p if dropout != "none" else 0.0
+
+
+MODELS = {
+    "adam-cnn": ModelSpec(lambda shape, k, dropout, p: AdamPaperCNN(k, dropout, p, in_channels=shape[0]),
+                          "image", DROPOUT_PLACEMENTS, "c64-c64-c128-1000 CNN (paper section 6.3)"),
+    "tutorial-cnn": ModelSpec(lambda shape, k, dropout, p: TutorialCNN(k, shape[0], shape[1]),
+                              "image", ("none",), "PyTorch tutorial CNN: conv 6-16, FC 120-84"),
+    "resnet18": ModelSpec(lambda shape, k, dropout, p: CifarResNet18(k, shape[0]),
+                          "image", ("none",), "CIFAR ResNet-18: 3x3 stem, no max-pool"),
+    "logreg": ModelSpec(lambda shape, k, dropout, p: LogisticRegression(_numel(shape), k),
+                        "flat", ("none",), "multinomial logistic regression"),
+    "bow-logreg": ModelSpec(lambda shape, k, dropout, p: BowLogisticRegression(shape[0], k, _dropout_p(dropout, p)),
+                            "bow", ("paper", "none"), "logistic regression on a bag of words; paper = feature dropout"),
+    "mlp": ModelSpec(lambda shape, k, dropout, p: MLP(_numel(shape), k, p=_dropout_p(dropout, p)),
+                     "flat", ("paper", "none"), "784-1000-1000-10 ReLU MLP; paper = dropout on the hidden layers"),
+    "vae": ModelSpec(lambda shape, k, dropout, p: VAE(_numel(shape)),
+                     "flat", ("none",), "VAE: 500 softplus, 50-d Gaussian latent, Bernoulli decoder"),
+}
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def build(name, input_shape, num_classes, dropout=None, p=0.5):
+    spec = MODELS[name]
+    return spec.build(tuple(input_shape), num_classes, dropout or spec.dropouts[0], p)
 
 
 def count_parameters(model):

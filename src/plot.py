@@ -30,7 +30,7 @@ COLORS = {"adam": "tab:blue", "sgd": "tab:orange", "momentum": "tab:brown", "ada
           "rmsprop": "tab:red", "adadelta": "tab:purple", "adamax": "tab:pink", "adamw": "tab:cyan",
           "paper-adam": "tab:olive", "paper-adamax": "tab:gray"}
 PANELS = [("train_loss", "train loss"), ("val_loss", "val loss"), ("train_acc", "train accuracy (%)"),
-          ("val_acc", "val accuracy (%)")]
+          ("val_acc", "val accuracy (%)")]           # the accuracy panels only where runs have accuracy
 SMOOTH = 50
 
 
@@ -65,30 +65,51 @@ def load_runs(paths):
     return [(d, *records.load_run(d)) for d in dirs]
 
 
-def group_key(config):
-    """Runs that differ only in seed share a key."""
-    args = {k: v for k, v in config["args"].items()
-            if k not in ("seed", "run_name", "output_dir", "resume", "overwrite", "quiet", "epochs", "device", "threads")}
-    return config["optimizer"]["name"], repr(sorted(config["optimizer"]["hyperparameters"].items())), repr(sorted(args.items()))
+# Flags whose resolved values the optimizer record holds (the record's args keep what was typed).
+HYPER_FLAGS = {"lr", "weight_decay", "betas", "eps", "no_bias_correction"}
+
+
+def facets(config):
+    """What a run computes, less its seed and length: the optimizer's resolved hyperparameters and
+    every identifying setting (records.SEED_GROUPED is the one list of what does not count)."""
+    args = records.identity(config["args"], records.SEED_GROUPED | HYPER_FLAGS)
+    args.setdefault("workload", "cifar10-cnn")          # records made before workloads existed
+    return {**args, **config["optimizer"]["hyperparameters"], "optimizer": config["optimizer"]["name"]}
 
 
 def group_runs(runs):
-    """{label: [metrics, ...]} with a label that names the hyperparameters only where needed."""
+    """{label: [metrics, ...]}: runs that differ only in seed (and length) form one group; a label
+    names the optimizer and every setting in which its group differs from another group."""
     by_key = defaultdict(list)
     for _, config, metrics in runs:
-        by_key[group_key(config)].append((config, metrics))
-    per_optimizer = defaultdict(int)
-    for key in by_key:
-        per_optimizer[key[0]] += 1
+        f = facets(config)
+        by_key[repr(sorted(f.items()))].append((f, metrics))
+    all_facets = [members[0][0] for members in by_key.values()]
+    varying = sorted(k for k in set().union(*all_facets) if k != "optimizer"
+                     and len({repr(f.get(k)) for f in all_facets}) > 1)
     groups = {}
-    for key, members in by_key.items():
-        config = members[0][0]
-        label = key[0]
-        if per_optimizer[key[0]] > 1:
-            hyper = config["optimizer"]["hyperparameters"]
-            label += f" lr={hyper['lr']:g} wd={hyper.get('weight_decay', 0):g}"
-        groups[label] = [m for _, m in members]
+    for f, members in ((m[0][0], m) for m in by_key.values()):
+        label = " ".join([f["optimizer"], *(f"{k}={short(f.get(k))}" for k in varying)])
+        groups[label] = [metrics for _, metrics in members]
     return groups
+
+
+def short(value):
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(short, value))
+    return str(value)
+
+
+def linestyles(groups):
+    """Groups of one optimizer share its colour; their line styles tell them apart."""
+    seen, styles = defaultdict(int), {}
+    for label in groups:
+        name = label.split()[0]
+        styles[label] = ("-", "--", ":", "-.")[seen[name] % 4]
+        seen[name] += 1
+    return styles
 
 
 def color(label):
@@ -120,16 +141,21 @@ def notes(groups):
 
 
 def plot_epochs(groups, path, log_y):
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
-    for ax, (key, title) in zip(axes.flat, PANELS):
+    styles = linestyles(groups)
+    panels = [(key, title) for key, title in PANELS if any(key in m for runs in groups.values() for m in runs)]
+    rows = len(panels) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 4 * rows), sharex=True, squeeze=False)
+    for ax, (key, title) in zip(axes.flat, panels):
         for label, runs in groups.items():
-            draw_band(ax, *stack(runs, key), label=band_label(label, runs), color=color(label))
+            if not all(key in m for m in runs):
+                continue
+            draw_band(ax, *stack(runs, key), label=band_label(label, runs), color=color(label), linestyle=styles[label])
             mark_divergence(ax, runs, key, color(label))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if log_y and "loss" in key:
             ax.set_yscale("log")
-    for ax in axes[1]:
+    for ax in axes[-1]:
         ax.set_xlabel("epoch (0 = before training)")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0, 0].legend()
@@ -138,6 +164,7 @@ def plot_epochs(groups, path, log_y):
 
 def plot_iterations(groups, path, window, log_y):
     fig, ax = plt.subplots(figsize=(8, 5))
+    styles = linestyles(groups)
     for label, runs in groups.items():
         n = min(len(m["iter_loss"]) for m in runs)
         if n == 0:
@@ -146,7 +173,8 @@ def plot_iterations(groups, path, window, log_y):
         steps = np.arange(1, n + 1)
         ax.plot(steps, losses, color=color(label), alpha=0.15, linewidth=0.5)
         w = min(window, n)
-        ax.plot(steps[w - 1:], moving_average(losses, w), color=color(label), label=band_label(label, runs))
+        ax.plot(steps[w - 1:], moving_average(losses, w), color=color(label), linestyle=styles[label],
+                label=band_label(label, runs))
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"minibatch train loss (moving average over {window} iterations)")
     if log_y:
@@ -161,8 +189,8 @@ def moving_average(values, window):
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def draw_band(ax, epochs, mean, low, high, label, color):
-    ax.plot(epochs, mean, color=color, label=label, marker="." if len(epochs) < 20 else None)
+def draw_band(ax, epochs, mean, low, high, label, color, linestyle="-"):
+    ax.plot(epochs, mean, color=color, label=label, linestyle=linestyle, marker="." if len(epochs) < 20 else None)
     if not np.array_equal(low, high):
         ax.fill_between(epochs, low, high, color=color, alpha=0.2, linewidth=0)
 
@@ -179,9 +207,7 @@ def mark_divergence(ax, runs, key, color):
 
 def save(fig, path):
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    records.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
 

@@ -1,4 +1,5 @@
-"""Run records on disk: atomic writes, and reading records back for analysis.
+"""Run records on disk: what identifies a run, the record's lifecycle (new, save, restore, resume
+checks), atomic writes, and reading records back for analysis.
 
 A run directory holds config.json (what was run, where, with which versions),
 metrics.pkl (joblib; per-epoch metrics, rewritten after every epoch) and checkpoint.pt
@@ -15,6 +16,106 @@ from cli import UserError
 CONFIG = "config.json"
 METRICS = "metrics.pkl"
 CHECKPOINT = "checkpoint.pt"
+
+# The one definition of what is not part of a run's identity: settings that say where or how a run
+# executes, not what it computes. They may change when a run is resumed, and runs that differ only
+# in them are the same experiment (plot draws them as one curve; a sweep compares plans without them).
+EXECUTION_SETTINGS = frozenset({"output_dir", "run_name", "resume", "overwrite", "quiet", "threads", "device",
+                                "data_root", "list_optimizers", "list_workloads"})
+# Besides those, a resume may raise the number of epochs, and a plot groups runs across seeds.
+RESUMABLE = EXECUTION_SETTINGS | {"epochs"}
+SEED_GROUPED = RESUMABLE | {"seed"}
+
+
+def identity(args, ignore=EXECUTION_SETTINGS):
+    """The settings of a run (its args dict) that decide what it computes, sorted by name."""
+    return {k: v for k, v in sorted(args.items()) if k not in ignore}
+
+
+def differences(old, new):
+    """'key: old -> new' for every key whose value differs, for one-line refusals."""
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+
+
+# ---------------------------------------------------------------- the per-epoch metrics
+
+def new_metrics(iters_per_epoch, has_accuracy=True):
+    """Per-epoch lists (epoch 0 = before training), every minibatch loss, and the run's status."""
+    keys = ["epoch", "train_loss", "val_loss", "seconds", "lr"]
+    if has_accuracy:
+        keys[2:2] = ["train_acc"]
+        keys[4:4] = ["val_acc"]
+    return {**{k: [] for k in keys}, "iter_loss": [], "iters_per_epoch": iters_per_epoch,
+            "status": "running", "diverged": None}
+
+
+def record_point(metrics, epoch, train, val, seconds, lr):
+    """train and val are (loss, accuracy or None); epoch 0's train figures come from an evaluation."""
+    metrics["epoch"].append(epoch)
+    metrics["train_loss"].append(train[0])
+    metrics["val_loss"].append(val[0])
+    if "train_acc" in metrics:
+        metrics["train_acc"].append(train[1])
+        metrics["val_acc"].append(val[1])
+    metrics["seconds"].append(seconds)
+    metrics["lr"].append(lr)
+
+
+# ---------------------------------------------------------------- run folders and checkpoints
+
+def prepare_run_dir(run_dir, resume, overwrite):
+    """Refuse to clobber a record. Returns 'resume' (a checkpoint to continue), or 'new'."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; choose one")
+    if resume and (Path(run_dir) / CHECKPOINT).is_file():
+        return "resume"
+    if resume and not started_untrained(run_dir):
+        raise UserError(f"nothing to resume: {Path(run_dir) / CHECKPOINT} does not exist (start the run without --resume)")
+    has_record = any((Path(run_dir) / f).exists() for f in (CONFIG, METRICS, CHECKPOINT))
+    if has_record and not (overwrite or resume):
+        raise UserError(f"{run_dir} already holds a run: continue it with --resume, or replace it with --overwrite")
+    ensure_writable(run_dir)
+    return "new"
+
+
+def started_untrained(run_dir):
+    """A run stopped after writing config.json but before its first checkpoint (during the epoch-0
+    evaluation) lost nothing: --resume simply starts it."""
+    run_dir = Path(run_dir)
+    return (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists() and not (run_dir / CHECKPOINT).exists()
+
+
+def ensure_writable(run_dir):
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        probe = Path(run_dir) / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to {run_dir} ({err.strerror or err})") from None
+
+
+def load_checkpoint(run_dir, args):
+    """The checkpoint to resume, refused with the differing settings if it was another run."""
+    import torch
+    path = Path(run_dir) / CHECKPOINT
+    try:
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:
+        raise UserError(f"{path} is unreadable ({err.__class__.__name__}); start again with --overwrite") from None
+    saved, now = identity(checkpoint["args"], RESUMABLE), identity(args, RESUMABLE)
+    if saved != now:
+        raise UserError(f"cannot resume {run_dir}: its checkpoint was made with different settings "
+                        f"({differences(saved, now)})")
+    return checkpoint
+
+
+def save_checkpoint(run_dir, state, metrics):
+    """Checkpoint first, then metrics: metrics.pkl never runs ahead of a resumable state."""
+    import torch
+    atomic_write(Path(run_dir) / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+    save_metrics(metrics, run_dir)
 
 
 def sweep_run_dir(sweep_dir, optimizer, lr, seed):

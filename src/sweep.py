@@ -28,8 +28,10 @@ import records
 from cli import Parser, UserError, non_negative_float, positive_int, run_main
 
 SRC = str(Path(__file__).resolve().parent)
-SWEEP_OWNS = {"--optimizer", "--lr", "--seed", "--epochs", "--output-dir", "--run-name", "--weight-decay",
-              "--resume", "--overwrite"}
+# The train.py settings a sweep sets for every run: its axes, and where and how each record is kept.
+SWEEP_SETS = {"optimizer", "lr", "seed", "epochs", "weight_decay", "output_dir", "run_name", "resume", "overwrite"}
+# Entries of sweep.json that are bookkeeping, not the plan: a re-run may change them.
+BOOKKEEPING = {"name", "command", "created", "updated", "best_lr"}
 
 
 def build_parser():
@@ -43,9 +45,11 @@ def build_parser():
     p.add_argument("--epochs", type=positive_int, default=45, help="epochs of every run (default: 45)")
     p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
                    help="final train loss (the paper's choice) or best val accuracy (default: train_loss)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=0.0,
-                   help="one weight decay for every optimizer, named in the results; adamw decouples it (default: 0)")
-    p.add_argument("--target", type=float, default=70.0, help="val accuracy (%%) for epochs-to-target (default: 70)")
+    p.add_argument("--weight-decay", type=non_negative_float,
+                   help="one weight decay for every optimizer, named in the results; adamw decouples it "
+                        "(default: the workload's L2 if it has one, else 0)")
+    p.add_argument("--target", type=float,
+                   help="value of the workload's target metric for epochs-to-target (default: the workload's)")
     p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel (default: 1)")
     p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
     p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
@@ -55,7 +59,10 @@ def build_parser():
 
 def main(argv=None):
     args, train_args = build_parser().parse_known_args(argv)
-    check_args(args, train_args)
+    run_args = check_args(args, train_args)
+    if args.weight_decay is None:
+        import workloads
+        args.weight_decay = workloads.WORKLOADS[run_args.workload].weight_decay or 0.0
     sweep_dir = Path(args.output_dir) / args.name
     plan = make_plan(args, train_args, argv)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -67,11 +74,12 @@ def main(argv=None):
     stage2 = [(opt, lr, seed) for opt, lr in plan["best_lr"].items() if lr is not None for seed in args.seeds[1:]]
     run_all(stage2, args, train_args, sweep_dir)
     import report
-    return report.main([str(sweep_dir), "--target", str(args.target)])
+    return report.main([str(sweep_dir)] + (["--target", str(args.target)] if args.target is not None else []))
 
 
 def check_args(args, train_args):
-    owned = sorted({a.split("=")[0] for a in train_args} & SWEEP_OWNS)
+    """Refuse what cannot work before anything runs; return the pass-through flags parsed."""
+    owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEEP_SETS)
     if owned:
         raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
     if args.backend == "dask" and not args.scheduler:
@@ -82,8 +90,16 @@ def check_args(args, train_args):
     unknown = [o for o in args.optimizers if o not in optimizers.REGISTRY]
     if unknown:
         raise UserError(f"unknown optimizer(s) {', '.join(unknown)} (choose from {', '.join(optimizers.names())})")
+    return parse_train_args(train_args)
+
+
+def flag_key(flag):
+    return flag.split("=")[0].lstrip("-").replace("-", "_")
+
+
+def parse_train_args(train_args):
     import train
-    train.build_parser().parse_args(train_args + ["--epochs", "1"])   # reject bad pass-through flags now
+    return train.build_parser().parse_args(train_args)    # bad pass-through flags are refused here
 
 
 def parse_lrs(text):
@@ -112,8 +128,8 @@ def merge_with_saved(plan, sweep_dir):
     path = sweep_dir / "sweep.json"
     if path.exists():
         saved = records.load_json(path)
-        keys = ("optimizers", "lrs", "seeds", "epochs", "select", "weight_decay", "train_args")
-        differing = [k for k in keys if saved.get(k) != plan[k]]
+        differing = sorted(k for k in set(saved) | set(plan) if k not in BOOKKEEPING
+                           and plan_value(saved, k) != plan_value(plan, k))
         if differing:
             raise UserError(f"{sweep_dir} holds a sweep with other settings ({', '.join(differing)}); "
                             "use another --name")
@@ -123,6 +139,14 @@ def merge_with_saved(plan, sweep_dir):
     plan["updated"] = now()
     records.save_json(plan, path)
     return plan
+
+
+def plan_value(plan, key):
+    """A plan entry as it bears on results: train_args by what they set, not how they were typed,
+    and without the settings that only say how runs execute (--threads, --device)."""
+    if key != "train_args":
+        return plan.get(key)
+    return records.identity(vars(parse_train_args(plan.get(key, []))))
 
 
 def now():

@@ -1,59 +1,61 @@
-"""Train the Adam paper's CNN (c64-c64-c128-1000) with one optimizer and record every epoch.
+"""Train one workload with one optimizer and record every epoch.
 
-    python src/train.py --optimizer adam                       # the tutorial's reference run
+    python src/train.py --optimizer adam                       # the tutorial's reference run (cifar10-cnn)
+    python src/train.py --workload mnist-logreg --optimizer adagrad
     python src/train.py --optimizer sgd --dataset synthetic --epochs 3
-    python src/train.py --list-optimizers
+    python src/train.py --list-workloads / --list-optimizers
 
 A run lives in <output-dir>/<run-name>/:
     config.json     resolved settings, command line, versions, device, git commit, start time
     metrics.pkl     joblib dict of per-epoch metrics (epoch 0 = before training), rewritten
                     atomically after every epoch; also the per-iteration minibatch losses
-    checkpoint.pt   model, optimizer, metrics and every RNG state after the last complete epoch
+    checkpoint.pt   model, optimizer, schedule, metrics and every RNG state after the last complete epoch
 Exit status: 0 done, 2 bad input, 3 diverged (NaN/inf loss), 130 Ctrl-C, 143 SIGTERM.
 """
 import argparse
 import datetime
-import platform
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 import data as datasets
+import model as models
 import optimizers
+import provenance
 import records
+import workloads
 from cli import (EXIT_DIVERGED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Parser, UserError, non_negative_float,
                  positive_float, positive_int, run_main)
-from model import DROPOUT_PLACEMENTS, AdamPaperCNN, count_parameters
 
-# Defaults: the tutorial's reference settings (optimizer hyperparameters live in optimizers.py).
-EPOCHS = 45
-BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 1000           # evaluation has no backward pass, so larger batches are free speed
 # Steps between the host syncs that look for a NaN/inf loss. On the CPU a sync costs nothing; on
 # an accelerator it would stall the queue, so there the check waits for the end of the epoch.
 CPU_DIVERGENCE_CHECK_EVERY = 32
-REPO = Path(__file__).resolve().parent.parent
-# Settings that may change when a run is resumed; any other difference is refused.
-RESUMABLE_CHANGES = {"epochs", "resume", "overwrite", "quiet", "output_dir", "run_name", "list_optimizers"}
+DROPOUT_RATE = 0.5               # every dropout of every model (the paper gives no rate; our choice)
+REPO = provenance.REPO
 
 
 def build_parser():
-    p = Parser(description="Train the Adam paper's CIFAR-10 CNN with one optimizer.")
+    p = Parser(description="Train one workload (default: the Adam paper's CIFAR-10 CNN) with one optimizer.")
+    p.add_argument("--workload", choices=workloads.names(), default=workloads.DEFAULT,
+                   help=f"dataset + model + loss + defaults (default: {workloads.DEFAULT}; see --list-workloads)")
+    p.add_argument("--list-workloads", action="store_true", help="print the workloads and their defaults, then exit")
     p.add_argument("--optimizer", choices=optimizers.names(), default="adam", help="optimizer (default: adam)")
     p.add_argument("--list-optimizers", action="store_true", help="print the optimizers and their defaults, then exit")
-    p.add_argument("--epochs", type=positive_int, default=EPOCHS, help=f"training epochs (default: {EPOCHS})")
-    p.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, help=f"minibatch size (default: {BATCH_SIZE})")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default: the workload's; 45 for cifar10-cnn)")
+    p.add_argument("--batch-size", type=positive_int, help="minibatch size (default: the workload's; 128 for most)")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's, 1e-3 for adam and sgd)")
+    p.add_argument("--lr-schedule", choices=workloads.LR_SCHEDULES,
+                   help="constant, or inv-sqrt: lr/sqrt(epoch) as the paper's section 6.1 (default: the workload's)")
     p.add_argument("--weight-decay", type=non_negative_float,
-                   help="L2 weight decay (default: the optimizer's; the tutorial's 5e-4 for adam, 0 for sgd)")
+                   help="L2 weight decay (default: the workload's, else the optimizer's: the tutorial's 5e-4 for adam, 0 for sgd)")
     p.add_argument("--betas", type=non_negative_float, nargs=2, metavar=("B1", "B2"),
                    help="Adam-family betas (default: 0.9 0.999)")
     p.add_argument("--eps", type=positive_float, help="epsilon of adaptive optimizers (default: the optimizer's)")
@@ -61,18 +63,24 @@ def build_parser():
                    help="paper-adam/paper-adamax only: drop the 1/(1-beta^t) corrections (paper section 6.4)")
     p.add_argument("--seed", type=int, default=0, help="seed of init, dropout, data order and augmentation (default: 0)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--dataset", choices=["cifar10", "synthetic"], default="cifar10", help="dataset (default: cifar10)")
+    p.add_argument("--dataset", help="the workload's dataset, another of the same shape, or synthetic (default: the workload's)")
     p.add_argument("--data-dir", help="image folder DIR/{train,test}/<class>/*.png|jpg; overrides --dataset")
     p.add_argument("--data-root", default=str(REPO / "input" / "data"),
-                   help="where the CIFAR-10 archive and decoded caches live (default: input/data)")
-    p.add_argument("--limit-train", type=positive_int, help="use a fixed random subset of N training images (default: all)")
-    p.add_argument("--limit-val", type=positive_int, help="use a fixed random subset of N test images (default: all)")
-    p.add_argument("--dropout", choices=DROPOUT_PLACEMENTS, default="tutorial",
-                   help="tutorial: after conv1 and on FC; paper: on the input and on FC (default: tutorial)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 = bf16 autocast (default: fp32)")
+                   help="where downloaded archives and decoded caches live (default: input/data)")
+    p.add_argument("--limit-train", type=positive_int, help="use a fixed random subset of N training samples (default: all)")
+    p.add_argument("--limit-val", type=positive_int, help="use a fixed random subset of N test samples (default: all)")
+    p.add_argument("--dropout", help="where dropout goes, per model (default: the model's; adam-cnn: tutorial|paper|none)")
+    p.add_argument("--dropout-rate", type=float, default=DROPOUT_RATE, help=f"dropout probability (default: {DROPOUT_RATE})")
+    p.add_argument("--preprocess", choices=workloads.PREPROCESS, default="standardize",
+                   help="image inputs: per-channel standardisation, or ZCA whitening fitted on the training split (default: standardize)")
+    p.add_argument("--zca-eps", type=positive_float, default=datasets.ZCA_EPS,
+                   help=f"ZCA: added to the covariance eigenvalues, pixels in [0, 1] (default: {datasets.ZCA_EPS})")
+    p.add_argument("--precision", choices=provenance.PRECISIONS, default="fp32",
+                   help="bf16 = bf16 autocast; auto = bf16 only where it is fast (native bf16), else fp32 (default: fp32)")
     p.add_argument("--compile", choices=["off", "on", "cudagraphs"], default="off",
                    help="torch.compile the model; cudagraphs = mode reduce-overhead (default: off)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="channels_last memory format (default: on)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels_last memory format for convolutional models (default: on)")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True, help="allow TF32 for fp32 matmuls on CUDA (default: on)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice, one per physical core)")
     p.add_argument("--output-dir", default="outputs", help="parent folder of run records (default: outputs)")
@@ -83,108 +91,135 @@ def build_parser():
     return p
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What the training step and the evaluation need to know, resolved from the flags."""
+    batch_size: int
+    precision: str = "fp32"      # fp32 or bf16 (never auto: resolved before)
+    quiet: bool = True
+    eval_batch_size: int = EVAL_BATCH_SIZE
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    if args.list_optimizers:
-        print(optimizers.table())
+    if args.list_optimizers or args.list_workloads:
+        print(optimizers.table() if args.list_optimizers else workloads.table())
         return EXIT_OK
-    hyper = optimizers.resolve(args.optimizer, dict(
-        lr=args.lr, weight_decay=args.weight_decay, betas=args.betas, eps=args.eps,
-        bias_correction=False if args.no_bias_correction else None))
-    device = pick_device(args.device)
+    workload = workloads.WORKLOADS[args.workload]
+    resolve_workload_defaults(args, workload)
+    hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload))
+    device = provenance.pick_device(args.device)
+    settings = Settings(args.batch_size, provenance.resolve_precision(args.precision, device), quiet(args))
     run_dir = Path(args.output_dir) / (args.run_name or f"{args.optimizer}_seed{args.seed}")
-    checkpoint = prepare_run_dir(run_dir, args)
-    data = load_data(args, device)
-    config = make_config(args, argv, hyper, device, data, run_dir, checkpoint)
-    return train(args, hyper, device, data, run_dir, config, checkpoint)
+    state = records.prepare_run_dir(run_dir, args.resume, args.overwrite)
+    checkpoint = records.load_checkpoint(run_dir, vars(args)) if state == "resume" else None
+    data, inputs = load_data(workload, device, args.dataset, args.data_dir, args.data_root, args.limit_train,
+                             args.limit_val, args.preprocess, args.channels_last, args.zca_eps)
+    if args.batch_size > len(data.train_y):
+        raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
+    configure_backends(args.threads, args.tf32, device)
+    torch.manual_seed(args.seed)
+    model = build_model(workload, data, device, args.dropout, args.dropout_rate, args.channels_last)
+    run = Run(model, workload, data, inputs, settings, run_dir, args)
+    check_model_accepts(run)
+    config = make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint)
+    return train(run, hyper, device, config, checkpoint)
 
 
 # ---------------------------------------------------------------- setup
 
-def pick_device(name):
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+def resolve_workload_defaults(args, workload):
+    """Fill the flags left unset from the workload, and refuse the ones it cannot take."""
+    spec = models.MODELS[workload.model]
+    args.epochs = args.epochs or workload.epochs
+    args.batch_size = args.batch_size or workload.batch_size
+    args.lr_schedule = args.lr_schedule or workload.lr_schedule
+    args.dataset = args.dataset or workload.dataset
+    args.dropout = args.dropout or spec.dropouts[0]
+    if args.dropout not in spec.dropouts:
+        raise UserError(f"--dropout {args.dropout}: workload {args.workload} (model {workload.model}) "
+                        f"takes {', '.join(spec.dropouts)}")
+    if not 0 <= args.dropout_rate < 1:
+        raise UserError(f"--dropout-rate {args.dropout_rate} must be in [0, 1)")
+    if args.dataset not in ("synthetic", workload.dataset, *workload.datasets):
+        raise UserError(f"--dataset {args.dataset}: workload {args.workload} takes "
+                        f"{', '.join((workload.dataset, *workload.datasets, 'synthetic'))}")
+    if args.data_dir is not None and not workload.image_folders:
+        raise UserError(f"--data-dir: workload {args.workload} does not read image folders")
+    if args.preprocess == "zca" and workload.scale != "standardize":
+        raise UserError(f"--preprocess zca: workload {args.workload} has no standardised image inputs")
+
+
+def optimizer_overrides(args, workload):
+    """The hyperparameter flags as given, with the workload's weight decay where the user gave none."""
+    weight_decay = args.weight_decay if args.weight_decay is not None else workload.weight_decay
+    return dict(lr=args.lr, weight_decay=weight_decay, betas=args.betas, eps=args.eps,
+                bias_correction=False if args.no_bias_correction else None)
+
+
+def load_data(workload, device, dataset=None, data_dir=None, data_root=REPO / "input" / "data", limit_train=None,
+              limit_val=None, preprocess="standardize", channels_last=True, zca_eps=datasets.ZCA_EPS):
+    """The run's data on the device, and the Inputs that turn its samples into model inputs."""
+    data = datasets.load(dataset or workload.dataset, data_dir, data_root, limit_train, limit_val,
+                         synthetic=workload.synthetic)
+    data = data.to(device)
+    scale = "zca" if preprocess == "zca" else workload.scale
+    inputs = datasets.make_inputs(data, scale, workload.augment, channels_last and is_conv(workload), zca_eps)
+    return datasets.prepare(data, inputs)
+
+
+def is_conv(workload):
+    return models.MODELS[workload.model].input == "image"
+
+
+def build_model(workload, data, device, dropout=None, dropout_rate=DROPOUT_RATE, channels_last=True):
+    """The workload's model for this data (its sample shape and classes), on the device."""
+    model = models.build(workload.model, data.sample_shape, len(data.classes), dropout, dropout_rate).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last and is_conv(workload) else model
+
+
+def check_model_accepts(run):
+    """One forward pass on two samples before any work, so that data of the wrong shape for the
+    model (8x8 images for the CNN) is one line now, not a traceback in the middle of epoch 0.
+    It draws no random numbers that training would see."""
+    data = run.data
+    x, y = next(datasets.eval_batches(data.train_x, data.train_y, 2, run.inputs))
+    devices = [y.device] if y.device.type == "cuda" else []
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device (use auto, cpu, cuda, cuda:N or mps)") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(device.type, False):
-        raise UserError(f"--device {name}: no such device on this machine")
-    return device
+        with torch.random.fork_rng(devices=devices), torch.inference_mode(), autocast(y.device, run.settings.precision):
+            run.objective(run.model.eval(), x, y)
+    except RuntimeError as err:
+        reason = str(err).splitlines()[0][:160]
+        raise UserError(f"the samples ({'x'.join(map(str, data.sample_shape))}) do not fit this workload's model "
+                        f"({reason})") from None
 
 
-def prepare_run_dir(run_dir, args):
-    """Refuse to clobber a record; return the checkpoint to resume from (or None)."""
-    has_record = any((run_dir / f).exists() for f in (records.CONFIG, records.METRICS, records.CHECKPOINT))
-    if args.resume and args.overwrite:
-        raise UserError("--resume and --overwrite contradict each other; choose one")
-    if args.resume:
-        return load_checkpoint(run_dir, args)
-    if has_record and not args.overwrite:
-        raise UserError(f"{run_dir} already holds a run: continue it with --resume, or replace it with --overwrite")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"cannot write to {run_dir} ({err.strerror or err})") from None
-    return None
-
-
-def load_checkpoint(run_dir, args):
-    path = run_dir / records.CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"nothing to resume: {path} does not exist (start the run without --resume)")
-    try:
-        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as err:
-        raise UserError(f"{path} is unreadable ({err.__class__.__name__}); start again with --overwrite") from None
-    saved, now = checkpoint["args"], comparable_args(args)
-    differing = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-    if differing:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differing)
-        raise UserError(f"cannot resume {run_dir}: its checkpoint was made with different settings ({detail})")
-    return checkpoint
-
-
-def comparable_args(args):
-    return {k: v for k, v in sorted(vars(args).items()) if k not in RESUMABLE_CHANGES}
-
-
-def load_data(args, device):
-    data = datasets.load(args.dataset, args.data_dir, args.data_root, args.limit_train, args.limit_val)
-    if args.batch_size > len(data.train_y):
-        raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training images")
-    return data.to(device)
-
-
-def make_config(args, argv, hyper, device, data, run_dir, checkpoint):
+def make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint):
     """The self-describing part of the record: enough to rerun it and to know what ran."""
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     if checkpoint is not None:
         config = records.load_json(run_dir / records.CONFIG)
+        config["args"]["epochs"] = args.epochs
         config.setdefault("resumed", []).append({"time": now, "command": command_line(argv),
                                                  "from_epoch": checkpoint["epoch"]})
         return config
-    import torchvision
     return {
         "args": vars(args),
+        "workload": {"name": args.workload, "objective": workload.objective, "target": list(workload.target),
+                     "paper": workload.paper},
         "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": optimizers.REGISTRY[args.optimizer].fixed},
+        "precision": {"requested": args.precision, "used": settings.precision,
+                      "native_bf16": provenance.native_bf16(device)},
         "command": command_line(argv),
         "argv": argv,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__},
-        "device": describe_device(device),
+        "versions": provenance.versions(),
+        "device": provenance.describe_device(device),
         "data": {"source": data.source, "train_size": len(data.train_y), "val_size": len(data.test_y),
-                 "classes": data.classes},
-        "model": {"name": "AdamPaperCNN", "parameters": count_parameters(AdamPaperCNN(len(data.classes))),
-                  "dropout": args.dropout},
-        "git": git_state(),
+                 "classes": data.classes, "sample_shape": list(data.sample_shape), "mean": data.mean, "std": data.std,
+                 "preprocess": args.preprocess},
+        "model": {"name": workload.model, "parameters": models.count_parameters(model), "dropout": args.dropout},
+        "git": provenance.git_state(),
         "start_time": now,
     }
 
@@ -193,41 +228,12 @@ def command_line(argv):
     return shlex.join([sys.executable.rsplit("/", 1)[-1], "src/train.py", *argv])
 
 
-def describe_device(device):
-    info = {"type": device.type, "threads": torch.get_num_threads(), "host": platform.node()}
+def configure_backends(threads, tf32, device):
+    if threads:
+        torch.set_num_threads(threads)
     if device.type == "cuda":
-        info["name"] = torch.cuda.get_device_name(device)
-        info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
-    else:
-        info["name"] = cpu_name()
-    return info
-
-
-def cpu_name():
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def git_state():
-    def git(*cmd):
-        out = subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else None
-    try:
-        commit = git("rev-parse", "HEAD")
-        return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))} if commit else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def configure_backends(args, device):
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
-        torch.backends.cudnn.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         # Same seed, same device, same numbers: no autotuned, nondeterministic conv algorithms.
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -256,91 +262,106 @@ class StopRequest:
 
 
 class Diverged(Exception):
-    pass
+    """The first non-finite minibatch loss: args = (step index in the epoch, the epoch's losses so far)."""
 
 
-def train(args, hyper, device, data, run_dir, config, checkpoint):
-    configure_backends(args, device)
-    torch.manual_seed(args.seed)
-    model = AdamPaperCNN(len(data.classes), dropout=args.dropout).to(device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = optimizers.build(args.optimizer, model.parameters(), hyper)
-    generator = torch.Generator().manual_seed(args.seed)
+@dataclass
+class Run:
+    """What one run trains and where it records it, so that the loop's helpers take one argument."""
+    model: torch.nn.Module
+    workload: workloads.Workload
+    data: datasets.Data
+    inputs: datasets.Inputs
+    settings: Settings
+    run_dir: Path
+    args: argparse.Namespace     # the resolved flags, saved in the checkpoint for the resume check
+
+    @property
+    def objective(self):
+        return workloads.OBJECTIVES[self.workload.objective]
+
+
+def train(run, hyper, device, config, checkpoint):
+    """Epoch 0 (an evaluation of the untrained model), then every epoch, saving after each."""
+    args = run.args
+    optimizer = optimizers.build(args.optimizer, run.model.parameters(), hyper)
+    schedule = workloads.make_schedule(args.lr_schedule, optimizer)
+    generator = torch.Generator().manual_seed(args.seed)    # data order and augmentation
     if checkpoint is None:
-        metrics = new_metrics(args, data)
+        steps = datasets.batches_per_epoch(len(run.data.train_y), args.batch_size)
+        metrics = records.new_metrics(steps, run.workload.has_accuracy)
     else:
-        metrics = restore(checkpoint, model, optimizer, generator, device)
-    step_model = compiled(model, args.compile)
-    records.save_json(config, run_dir / records.CONFIG)
+        metrics = restore(checkpoint, run.model, optimizer, schedule, generator, device)
+    step_model = compiled(run.model, args.compile)
+    records.save_json(config, run.run_dir / records.CONFIG)
     if not metrics["epoch"]:
-        record_point(metrics, 0, evaluate(model, data.train_x, data.train_y, args), evaluate_val(model, data, args),
-                     0.0, optimizer)
-        save(run_dir, model, optimizer, generator, metrics, args, device)
+        train_point = evaluate(run.model, run.objective, run.data.train_x, run.data.train_y, run.inputs, run.settings)
+        records.record_point(metrics, 0, train_point, evaluate_val(run), 0.0, current_lr(optimizer))
+        save(run, optimizer, schedule, generator, metrics, device)
         print(summary(metrics, args))
-    return run_epochs(args, step_model, model, optimizer, generator, data, run_dir, metrics, device)
-
-
-def run_epochs(args, step_model, model, optimizer, generator, data, run_dir, metrics, device):
     stop = StopRequest()
     try:
-        bar = tqdm(range(metrics["epoch"][-1] + 1, args.epochs + 1), desc="epochs", disable=quiet(args), leave=False)
-        for epoch in bar:
+        for epoch in range(metrics["epoch"][-1] + 1, args.epochs + 1):
             start = time.perf_counter()
             try:
-                train_loss, train_acc = train_epoch(step_model, optimizer, generator, data, args, metrics, stop)
+                train_point = train_epoch(step_model, optimizer, run.objective, run.data, run.inputs, generator,
+                                          run.settings, metrics, stop)
             except Diverged as err:
-                return record_divergence(metrics, run_dir, epoch, err.args[0])
+                return record_divergence(metrics, run.run_dir, epoch, err.args[1])
             if stop.signum is not None:
-                return interrupted(metrics, run_dir, stop.signum)
+                return interrupted(metrics, run.run_dir, stop.signum)
             seconds = elapsed(start, device)
-            record_point(metrics, epoch, (train_loss, train_acc), evaluate_val(model, data, args), seconds, optimizer)
-            save(run_dir, model, optimizer, generator, metrics, args, device)
-            (bar.write if not bar.disable else print)(summary(metrics, args))
+            records.record_point(metrics, epoch, train_point, evaluate_val(run), seconds, current_lr(optimizer))
+            schedule.step()
+            save(run, optimizer, schedule, generator, metrics, device)
+            print(summary(metrics, args))
         metrics["status"] = "complete"
-        records.save_metrics(metrics, run_dir)
+        records.save_metrics(metrics, run.run_dir)
         return EXIT_OK
     finally:
         stop.restore()
 
 
-def train_epoch(model, optimizer, generator, data, args, metrics, stop):
-    """One pass over the training set. Losses stay on the device (no per-step host sync); a
-    non-finite loss is looked for every CPU_DIVERGENCE_CHECK_EVERY steps on the CPU, and at the
-    end of the epoch elsewhere. Either way the first bad step is the one recorded."""
+def train_epoch(model, optimizer, objective, data, inputs, generator, settings, metrics, stop):
+    """One pass over the training set -> (sample-weighted mean loss, accuracy % or None). Losses stay
+    on the device (no per-step host sync); a non-finite loss is looked for every
+    CPU_DIVERGENCE_CHECK_EVERY steps on the CPU, and at the end of the epoch elsewhere. Either way
+    the first bad step is the one recorded. Per step there is nothing beyond the model's own work
+    but two list appends: the small workloads' steps take well under a millisecond."""
     model.train()
     n = len(data.train_y)
-    steps = datasets.batches_per_epoch(n, args.batch_size)
-    losses = torch.zeros(steps, device=data.train_x.device)
-    correct = torch.zeros((), dtype=torch.long, device=data.train_x.device)
-    batches = datasets.train_batches(data, args.batch_size, generator, args.channels_last)
-    check_every = CPU_DIVERGENCE_CHECK_EVERY if losses.device.type == "cpu" else steps
-    for i, (x, y) in enumerate(tqdm(batches, total=steps, desc="batches", disable=quiet(args), leave=False)):
-        with autocast(x.device, args.precision):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+    steps = datasets.batches_per_epoch(n, settings.batch_size)
+    device = data.train_y.device
+    check_every = CPU_DIVERGENCE_CHECK_EVERY if device.type == "cpu" else steps
+    losses, correct = [], []
+    batches = datasets.train_batches(data, inputs, settings.batch_size, generator)
+    for i, (x, y) in enumerate(tqdm(batches, total=steps, desc="batches", disable=settings.quiet, leave=False)):
+        with autocast(device, settings.precision):
+            loss, hits = objective(model, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses[i] = loss.detach()
-        correct += (logits.argmax(1) == y).sum()
+        losses.append(loss.detach())
+        correct.append(hits)
         if (i + 1) % check_every == 0 or i + 1 == steps:
-            check_finite(losses[:i + 1], metrics)
+            check_finite(losses)
         if stop.signum is not None:
             return None, None
+    losses = torch.stack(losses)
     # Each minibatch loss is a mean over its samples; weight by batch size for the epoch mean.
-    sizes = torch.full((steps,), float(args.batch_size), device=losses.device)
-    sizes[-1] = n - args.batch_size * (steps - 1)
+    sizes = torch.full((steps,), float(settings.batch_size), device=device)
+    sizes[-1] = n - settings.batch_size * (steps - 1)
     metrics["iter_loss"].extend(losses.tolist())
-    return (losses * sizes).sum().item() / n, 100.0 * correct.item() / n
+    accuracy = 100.0 * torch.cat(correct).sum().item() / n if correct[0] is not None else None
+    return (losses * sizes).sum().item() / n, accuracy
 
 
-def check_finite(losses, metrics):
-    finite = torch.isfinite(losses)
+def check_finite(losses):
+    stacked = torch.stack(losses)
+    finite = torch.isfinite(stacked)
     if not finite.all():
         first = int((~finite).nonzero()[0])
-        metrics["iter_loss"].extend(losses[:first + 1].tolist())
-        raise Diverged(first)
+        raise Diverged(first, stacked[:first + 1].tolist())
 
 
 def autocast(device, precision):
@@ -354,21 +375,26 @@ def compiled(model, mode):
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, args):
-    """(mean cross-entropy, accuracy %) over all of x, without augmentation or dropout."""
+def evaluate(model, objective, x, y, inputs, settings):
+    """(mean loss, accuracy % or None) over all of x, without augmentation or dropout."""
     model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for xb, yb in datasets.eval_batches(x, y, EVAL_BATCH_SIZE, args.channels_last):
-        with autocast(xb.device, args.precision):
-            logits = model(xb)
-        loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
-    return loss_sum.item() / len(y), 100.0 * correct.item() / len(y)
+    loss_sum = torch.zeros((), device=y.device)
+    hits = []
+    for xb, yb in datasets.eval_batches(x, y, settings.eval_batch_size, inputs):
+        with autocast(yb.device, settings.precision):
+            loss, correct = objective(model, xb, yb)
+        loss_sum += loss * len(yb)
+        hits.append(correct)
+    accuracy = 100.0 * torch.cat(hits).sum().item() / len(y) if hits[0] is not None else None
+    return loss_sum.item() / len(y), accuracy
 
 
-def evaluate_val(model, data, args):
-    return evaluate(model, data.test_x, data.test_y, args)
+def evaluate_val(run):
+    return evaluate(run.model, run.objective, run.data.test_x, run.data.test_y, run.inputs, run.settings)
+
+
+def current_lr(optimizer):
+    return optimizer.param_groups[0]["lr"]
 
 
 def elapsed(start, device):
@@ -383,42 +409,26 @@ def quiet(args):
 
 # ---------------------------------------------------------------- the record
 
-def new_metrics(args, data):
-    return {"epoch": [], "train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [], "seconds": [],
-            "lr": [], "iter_loss": [], "iters_per_epoch": datasets.batches_per_epoch(len(data.train_y), args.batch_size),
-            "status": "running", "diverged": None}
-
-
-def record_point(metrics, epoch, train, val, seconds, optimizer):
-    """Epoch 0 is measured before any step: its train figures are an evaluation pass."""
-    metrics["epoch"].append(epoch)
-    metrics["train_loss"].append(train[0])
-    metrics["train_acc"].append(train[1])
-    metrics["val_loss"].append(val[0])
-    metrics["val_acc"].append(val[1])
-    metrics["seconds"].append(seconds)
-    metrics["lr"].append(optimizer.param_groups[0]["lr"])
-
-
 def summary(metrics, args):
     m = {k: v[-1] for k, v in metrics.items() if isinstance(v, list) and v}
-    return (f"{args.optimizer} epoch {m['epoch']:>3}/{args.epochs}  train loss {m['train_loss']:.4f} "
-            f"acc {m['train_acc']:5.2f}%  val loss {m['val_loss']:.4f} acc {m['val_acc']:5.2f}%  {m['seconds']:.1f}s")
+    acc = lambda split: f" acc {m[split + '_acc']:5.2f}%" if split + "_acc" in m else ""
+    return (f"{args.optimizer} epoch {m['epoch']:>3}/{args.epochs}  train loss {m['train_loss']:.4f}{acc('train')}  "
+            f"val loss {m['val_loss']:.4f}{acc('val')}  {m['seconds']:.1f}s")
 
 
-def save(run_dir, model, optimizer, generator, metrics, args, device):
-    """Checkpoint first, then metrics: metrics.pkl never runs ahead of a resumable state."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": metrics["epoch"][-1],
-             "metrics": metrics, "args": comparable_args(args),
+def save(run, optimizer, schedule, generator, metrics, device):
+    state = {"model": run.model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict(), "epoch": metrics["epoch"][-1], "metrics": metrics,
+             "args": vars(run.args),
              "rng": {"torch": torch.get_rng_state(), "data": generator.get_state(),
                      "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
-    records.atomic_write(run_dir / records.CHECKPOINT, lambda tmp: torch.save(state, tmp))
-    records.save_metrics(metrics, run_dir)
+    records.save_checkpoint(run.run_dir, state, metrics)
 
 
-def restore(checkpoint, model, optimizer, generator, device):
+def restore(checkpoint, model, optimizer, schedule, generator, device):
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    schedule.load_state_dict(checkpoint["schedule"])
     torch.set_rng_state(checkpoint["rng"]["torch"])
     generator.set_state(checkpoint["rng"]["data"])
     if checkpoint["rng"]["cuda"] is not None and device.type == "cuda":
@@ -429,12 +439,13 @@ def restore(checkpoint, model, optimizer, generator, device):
     return metrics
 
 
-def record_divergence(metrics, run_dir, epoch, step_in_epoch):
-    step = (epoch - 1) * metrics["iters_per_epoch"] + step_in_epoch + 1
+def record_divergence(metrics, run_dir, epoch, losses):
+    step = (epoch - 1) * metrics["iters_per_epoch"] + len(losses)
+    metrics["iter_loss"].extend(losses)
     metrics["status"] = "diverged"
     metrics["diverged"] = {"epoch": epoch, "step": step}
     records.save_metrics(metrics, run_dir)
-    print(f"diverged: the training loss became {metrics['iter_loss'][-1]} at epoch {epoch}, step {step}; "
+    print(f"diverged: the training loss became {losses[-1]} at epoch {epoch}, step {step}; "
           f"stopped (exit {EXIT_DIVERGED})", file=sys.stderr)
     return EXIT_DIVERGED
 

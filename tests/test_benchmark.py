@@ -13,7 +13,7 @@ def test_benchmark_smoke_prints_every_figure(tmp_path):
                   "projected 45-epoch run", "peak resident memory"):
         assert label in proc.stdout
     report = json.loads(out.read_text())
-    assert set(report["images_per_s"]) == {"compute", "pipeline", "tutorial"}
-    assert all(v > 0 for v in report["images_per_s"].values())
-    assert report["ratio_pipeline_to_compute"] == report["images_per_s"]["pipeline"] / report["images_per_s"]["compute"]
+    assert set(report["samples_per_s"]) == {"compute", "pipeline", "tutorial"}
+    assert all(v > 0 for v in report["samples_per_s"].values())
+    assert report["ratio_pipeline_to_compute"] == report["samples_per_s"]["pipeline"] / report["samples_per_s"]["compute"]
     assert report["peak_rss_mb"] > 0 and report["device"]["type"] == "cpu"

@@ -45,19 +45,21 @@ def test_epoch_plan_is_seeded_and_varies_per_sample():
 
 def test_train_batches_cover_the_epoch_and_normalise():
     d = data.limit(data.make_synthetic(n_train=300, n_test=10), None, None)
-    batches = list(data.train_batches(d, 128, torch.Generator().manual_seed(0)))
+    inputs = data.make_inputs(d, "standardize", augment=True, channels_last=True)
+    batches = list(data.train_batches(d, inputs, 128, torch.Generator().manual_seed(0)))
     assert [len(y) for _, y in batches] == [128, 128, 44]
     assert sorted(torch.cat([y for _, y in batches]).tolist()) == sorted(d.train_y.tolist())
     x = batches[0][0]
     assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
-    zero = (0 - torch.tensor(data.MEAN)) / torch.tensor(data.STD)  # a padded pixel after normalising
+    zero = (0 - torch.tensor(d.mean)) / torch.tensor(d.std)  # a padded pixel after normalising
     assert x.amin(dim=(0, 2, 3)).allclose(zero, atol=1e-5)
 
 
 def test_eval_batches_are_not_augmented():
     d = data.make_synthetic(n_train=10, n_test=50)
-    x = torch.cat([xb for xb, _ in data.eval_batches(d.test_x, d.test_y, 20)])
-    assert torch.allclose(x, data.normalize(d.test_x))
+    inputs = data.make_inputs(d, "standardize", augment=True)
+    x = torch.cat([xb for xb, _ in data.eval_batches(d.test_x, d.test_y, 20, inputs)])
+    assert torch.allclose(x, data.normalize(d.test_x, mean=d.mean, std=d.std))
 
 
 def test_synthetic_is_fixed_and_balanced():

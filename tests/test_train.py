@@ -64,13 +64,13 @@ def test_the_curves_move_on_synthetic_data(train_run):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--optimizer", "adamm"], "invalid choice: 'adamm'"),
-    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["--dataset", "imagenet"], "--dataset imagenet: workload cifar10-cnn takes cifar10, synthetic"),
     (["--epochs", "0"], "--epochs: '0' is not a positive integer"),
     (["--batch-size", "-8"], "--batch-size: '-8' is not a positive integer"),
     (["--lr", "0"], "--lr: '0' is not a positive number"),
     (["--lr", "nan"], "--lr: 'nan' is not a positive number"),
     (["--weight-decay=-1e-4"], "--weight-decay: '-1e-4' is not a number >= 0"),
-    (["--batch-size", "512"], "--batch-size 512 is larger than the 256 training images"),
+    (["--batch-size", "512"], "--batch-size 512 is larger than the 256 training samples"),
     (["--optimizer", "sgd", "--betas", "0.9", "0.99"], "--betas does not apply to optimizer 'sgd'"),
     (["--device", "tpu"], "--device 'tpu' is not a device"),
 ])
