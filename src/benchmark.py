@@ -21,6 +21,7 @@ pipeline slice and a full evaluation pass have run (before the tutorial's PIL co
 names the CPU and its instruction-set capability: bf16 is fast only with native support.
 """
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -42,6 +43,8 @@ import records
 import train
 import workloads
 from cli import Parser, UserError, positive_int, run_main
+
+POOL_BYTES = 64 * 2**20      # the compute measurement cycles through this much of model inputs
 
 
 def build_parser():
@@ -134,19 +137,32 @@ def sync(device):
 
 
 def time_compute(model, opt, objective, data, inputs, settings, steps, warmup):
-    """Samples/s of the loss, backward and step on one fixed batch of model inputs."""
-    x, y = next(datasets.eval_batches(data.train_x, data.train_y, settings.batch_size, inputs))
+    """Samples/s of the loss, backward and step alone, on batches already in model-input form (random,
+    augmented as in training). They are cycled from a pool of up to POOL_BYTES, so that, as in
+    training, each batch comes from memory: one fixed batch would sit in the cache and overstate
+    the ceiling by 20-30% for the small workloads."""
+    batches = itertools.islice(datasets.train_batches(data, inputs, settings.batch_size, torch.Generator().manual_seed(1)),
+                               pool_size(data, inputs, settings.batch_size, steps))
+    pool = list(batches)
 
     def run(n):
         model.train()
-        for _ in range(n):
+        for i in range(n):
+            x, y = pool[i % len(pool)]
             with train.autocast(y.device, settings.precision):
                 loss, _ = objective(model, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     run(warmup)
-    return steps * settings.batch_size / timed(y.device, lambda: run(steps))
+    return steps * settings.batch_size / timed(pool[0][1].device, lambda: run(steps))
+
+
+def pool_size(data, inputs, batch_size, steps):
+    """Batches in the compute pool: as many as fit POOL_BYTES, at least 1, at most `steps`."""
+    x, _ = next(datasets.eval_batches(data.train_x, data.train_y, batch_size, inputs))
+    nbytes = x.cols.numel() * 8 if hasattr(x, "cols") else x.numel() * x.element_size()
+    return max(1, min(steps, POOL_BYTES // max(nbytes, 1), datasets.batches_per_epoch(len(data.train_y), batch_size)))
 
 
 def time_pipeline(model, opt, objective, data, inputs, settings, steps, warmup):
@@ -157,9 +173,10 @@ def time_pipeline(model, opt, objective, data, inputs, settings, steps, warmup):
     def epoch(n):
         part = datasets.limit(data, n * settings.batch_size, 1)
         metrics = records.new_metrics(n)
-        return lambda: train.train_epoch(model, opt, objective, part, inputs, generator, settings, metrics, stop)
-    epoch(warmup)()
-    return steps * settings.batch_size / timed(data.train_y.device, epoch(steps))
+        return part, lambda: train.train_epoch(model, opt, objective, part, inputs, generator, settings, metrics, stop)
+    epoch(warmup)[1]()
+    part, run = epoch(steps)          # fewer steps than asked if the dataset is smaller
+    return len(part.train_y) / timed(data.train_y.device, run)
 
 
 def time_eval(model, objective, data, inputs, settings, device):

@@ -76,6 +76,10 @@ class SparseRows:
         return SparseRows(self.cols.to(device, non_blocking=non_blocking),
                           self.offsets.to(device, non_blocking=non_blocking), self.width)
 
+    def row_ids(self):
+        """The row of every nonzero: (nnz,) int64."""
+        return torch.repeat_interleave(torch.arange(len(self), device=self.cols.device), self.offsets.diff())
+
     def bag(self):
         """(input, offsets) for torch.nn.functional.embedding_bag(mode="sum"): an empty row gives 0."""
         return self.cols, self.offsets[:-1]
