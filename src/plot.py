@@ -5,11 +5,12 @@
     python src/plot.py outputs/adam_seed0 outputs/sgd_seed0
 
 Figures:
-    curves.png      train loss, val loss, train accuracy, val accuracy against epoch
+    curves.png      train loss, val loss, and (for classifiers) train and val accuracy against epoch
     iterations.png  per-iteration minibatch train loss, smoothed by a trailing moving average
                     over --smooth iterations (the raw curve is drawn faintly behind it)
-Runs of the same optimizer and hyperparameters but different seeds are drawn as their mean
-with a min-max band. A diverged run is drawn up to its last complete epoch and marked x.
+Runs that differ only in seed are drawn as their mean with a min-max band; runs that differ in
+anything else are separate curves, labelled by every setting in which they differ (the optimizer's
+colour, a line style each). A diverged run is drawn up to its last complete epoch and marked x.
 """
 import sys
 from collections import defaultdict

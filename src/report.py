@@ -1,11 +1,12 @@
 """Results of a sweep, from its saved records only: table, curves with bands, LR sensitivity.
 
-    python src/report.py outputs/<sweep-name> [--target 70]
+    python src/report.py outputs/<sweep-name> [--target 70]     (default: the workload's target)
 
 Writes into the sweep folder:
     results.md, results.csv   per optimizer: best lr, weight decay, final train loss, val loss and
-                              val accuracy as mean +- std over seeds, epochs to --target val
-                              accuracy, median seconds per epoch, seeds, diverged runs
+                              val accuracy (where the workload has one) as mean +- std over seeds,
+                              epochs to the workload's target (or --target), median seconds per
+                              epoch, seeds, diverged runs
     curves.png                best setting per optimizer: mean over seeds, band = min..max
     iterations.png            per-iteration train loss at the best setting, log axis
     lr_sensitivity.png        final metric against learning rate, diverged runs marked x
@@ -29,7 +30,9 @@ plt = plot.plt
 def build_parser():
     p = Parser(description="Tables and figures of a finished (or partial) sweep.")
     p.add_argument("sweep_dir", help="the sweep folder (holds sweep.json)")
-    p.add_argument("--target", type=float, default=70.0, help="val accuracy (%%) for epochs-to-target (default: 70)")
+    p.add_argument("--target", type=float,
+                   help="value of the workload's target metric (val accuracy %%, or val loss) for epochs-to-target "
+                        "(default: the workload's, e.g. 70%% for cifar10-cnn)")
     p.add_argument("--smooth", type=int, default=plot.SMOOTH, help=f"iterations averaged (default: {plot.SMOOTH})")
     return p
 
@@ -44,8 +47,9 @@ def main(argv=None):
     best = {opt: ms for opt, ms in best.items() if ms}
     if not best:
         raise UserError(f"{sweep_dir}: no finished runs at a chosen learning rate yet")
-    rows = [table_row(opt, plan, ms, args.target) for opt, ms in best.items()]
-    write_tables(rows, plan, sweep_dir, args.target)
+    target = workload_target(sweep_dir, plan, args.target)
+    rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
+    write_tables(rows, plan, sweep_dir, target)
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
     for note in plot.notes(groups):
         print(f"note: {note}")
@@ -69,6 +73,14 @@ def collect(sweep_dir, plan):
     return runs
 
 
+def workload_target(sweep_dir, plan, value):
+    """(metric, value) for epochs-to-target: the workload's (from a run record), value overridable."""
+    opt, lr = next((o, lr) for o, lr in plan["best_lr"].items() if lr is not None)
+    config = records.load_json(records.sweep_run_dir(sweep_dir, opt, lr, plan["seeds"][0]) / records.CONFIG)
+    metric, default = config.get("workload", {}).get("target", ("val_acc", 70.0))   # older records: the CNN's
+    return metric, default if value is None else value
+
+
 def mean_std(values):
     values = [v for v in values if np.isfinite(v)]
     if not values:
@@ -77,7 +89,10 @@ def mean_std(values):
 
 
 def epochs_to_target(metrics, target):
-    return next((e for e, acc in zip(metrics["epoch"], metrics["val_acc"]) if acc >= target), None)
+    """The first epoch at which the target metric reaches its value: accuracy up, loss down."""
+    metric, value = target
+    reached = (lambda v: v >= value) if metric.endswith("acc") else (lambda v: v <= value)
+    return next((e for e, v in zip(metrics["epoch"], metrics[metric]) if reached(v)), None)
 
 
 def table_row(opt, plan, runs, target):
@@ -85,15 +100,15 @@ def table_row(opt, plan, runs, target):
     reached = [e for e in (epochs_to_target(m, target) for m in finished) if e is not None]
     seconds = [s for m in runs for s in m["seconds"][1:]]
     last = lambda key: [m[key][-1] for m in finished]
-    return {
-        "optimizer": opt, "best_lr": plan["best_lr"][opt], "weight_decay": plan["weight_decay"],
-        "final_train_loss": mean_std(last("train_loss")), "final_val_loss": mean_std(last("val_loss")),
-        "final_val_acc": mean_std(last("val_acc")),
-        "epochs_to_target": (f"{statistics.mean(reached):.3g} ({len(reached)}/{len(finished)} seeds)"
-                             if reached else f"not reached (0/{len(finished)})"),
-        "median_s_per_epoch": f"{statistics.median(seconds):.3g}" if seconds else "n/a",
-        "seeds": len(runs), "diverged": len(runs) - len(finished),
-    }
+    row = {"optimizer": opt, "best_lr": plan["best_lr"][opt], "weight_decay": plan["weight_decay"],
+           "final_train_loss": mean_std(last("train_loss")), "final_val_loss": mean_std(last("val_loss"))}
+    if all("val_acc" in m for m in finished):
+        row["final_val_acc"] = mean_std(last("val_acc"))
+    return {**row,
+            "epochs_to_target": (f"{statistics.mean(reached):.3g} ({len(reached)}/{len(finished)} seeds)"
+                                 if reached else f"not reached (0/{len(finished)})"),
+            "median_s_per_epoch": f"{statistics.median(seconds):.3g}" if seconds else "n/a",
+            "seeds": len(runs), "diverged": len(runs) - len(finished)}
 
 
 def write_tables(rows, plan, sweep_dir, target):
@@ -105,10 +120,15 @@ def write_tables(rows, plan, sweep_dir, target):
     lines = [f"# Sweep {plan['name']}", "",
              f"Selection: {plan['select']} of seed {plan['seeds'][0]} over lr {plan['lrs']}; "
              f"weight decay {plan['weight_decay']} for every optimizer; {plan['epochs']} epochs; "
-             f"values are mean ± std over seeds; epochs to reach {target:g}% val accuracy.", "",
+             f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     (sweep_dir / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def target_words(target):
+    metric, value = target
+    return f"{value:g}% val accuracy" if metric.endswith("acc") else f"{metric.replace('_', ' ')} {value:g}"
 
 
 def plot_sensitivity(runs, plan, path):

@@ -42,7 +42,7 @@ def build_parser():
                    help="LO:HI:N for N log-spaced rates, or a comma list (default: 1e-4:1e-1:7)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
-    p.add_argument("--epochs", type=positive_int, default=45, help="epochs of every run (default: 45)")
+    p.add_argument("--epochs", type=positive_int, help="epochs of every run (default: the workload's, 45 for cifar10-cnn)")
     p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
                    help="final train loss (the paper's choice) or best val accuracy (default: train_loss)")
     p.add_argument("--weight-decay", type=non_negative_float,
@@ -60,9 +60,13 @@ def build_parser():
 def main(argv=None):
     args, train_args = build_parser().parse_known_args(argv)
     run_args = check_args(args, train_args)
+    import workloads
+    workload = workloads.WORKLOADS[run_args.workload]
+    args.epochs = args.epochs or workload.epochs
     if args.weight_decay is None:
-        import workloads
-        args.weight_decay = workloads.WORKLOADS[run_args.workload].weight_decay or 0.0
+        args.weight_decay = workload.weight_decay or 0.0
+    if args.select == "val_acc" and not workload.has_accuracy:
+        raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
     sweep_dir = Path(args.output_dir) / args.name
     plan = make_plan(args, train_args, argv)
     sweep_dir.mkdir(parents=True, exist_ok=True)
