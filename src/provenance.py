@@ -84,8 +84,8 @@ def describe_device(device):
 
 
 def versions():
-    import torchvision
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
+    from importlib.metadata import version    # not `import torchvision`: that alone takes ~3 s here
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision")}
 
 
 def git_state():

@@ -28,7 +28,8 @@ def test_dropout_placements():
     assert isinstance(tutorial.input_dropout, torch.nn.Identity)
     assert isinstance(paper.input_dropout, torch.nn.Dropout)
     assert isinstance(paper.conv1_dropout, torch.nn.Identity)
-    # The FC dropout is element-wise, never Dropout2d on a 2-D tensor (the tutorial's fault).
+    # The FC dropout is an explicit nn.Dropout. (The tutorial's Dropout2d on this 2-D tensor does the
+    # same with the pinned torch: it warns that the use is deprecated and drops elements.)
     for model in (tutorial, paper):
         assert type(model.fc_dropout) is torch.nn.Dropout
     with pytest.raises(ValueError):
@@ -52,3 +53,136 @@ def test_eval_mode_is_deterministic_and_train_mode_is_not():
     assert torch.equal(model(x), model(x))
     model.train()
     assert not torch.equal(model(x), model(x))
+
+
+def test_dropout2d_on_a_2d_tensor_warns_and_drops_elements():
+    """What the tutorial's Dropout2d on the FC output does with the pinned torch (see model.py)."""
+    torch.manual_seed(0)
+    with pytest.warns(Warning):
+        out = torch.nn.Dropout2d(0.5).train()(torch.ones(64, 1000))
+    zeros_per_sample = (out == 0).sum(1)
+    assert zeros_per_sample.min() > 350 and zeros_per_sample.max() < 650
+
+
+# ---------------------------------------------------------------- the other models of the registry
+
+def test_parameter_counts_of_the_flat_models():
+    import model
+
+    fc = lambda cin, cout: cin * cout + cout
+    assert count_parameters(model.build("logreg", (1, 28, 28), 10)) == 784 * 10 + 10
+    mlp = 784 * 1000 + 1000 + 1000 * 1000 + 1000 + 1000 * 10 + 10
+    assert count_parameters(model.build("mlp", (1, 28, 28), 10)) == mlp
+    assert count_parameters(model.build("mlp", (1, 28, 28), 10, dropout="none")) == mlp
+    vae = fc(784, 500) + 2 * fc(500, 50) + fc(50, 500) + fc(500, 784)
+    assert count_parameters(model.build("vae", (1, 28, 28), 10)) == vae == 860_884
+    assert count_parameters(model.build("bow-logreg", (10000,), 2)) == 10000 * 2 + 2
+
+
+def sparse_rows(n=40, width=30, seed=0):
+    from bow import SparseRows
+
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, width, generator=g) < 0.3).double()
+    x[3] = 0                                                         # a review without a vocabulary word
+    rows, cols = x.nonzero(as_tuple=True)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(rows, minlength=n).cumsum(0)])
+    return SparseRows(cols, offsets, width)
+
+
+def test_bow_logreg_equals_the_dense_product_in_eval_mode():
+    from model import BowLogisticRegression
+
+    torch.manual_seed(0)
+    rows = sparse_rows()
+    model = BowLogisticRegression(30, 3, p=0.5).double().eval()     # eval: no dropout
+    out = model(rows)
+    dense = rows.dense(torch.float64) @ model.weight + model.bias
+    assert torch.allclose(out, dense, rtol=0, atol=1e-12)
+    upstream = torch.randn(out.shape, dtype=torch.float64)
+    sparse_grads = torch.autograd.grad((out * upstream).sum(), [model.weight, model.bias])
+    dense_grads = torch.autograd.grad((dense * upstream).sum(), [model.weight, model.bias])
+    for a, b in zip(sparse_grads, dense_grads):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_bow_feature_dropout_drops_half_the_words_and_keeps_the_expectation():
+    from model import BowLogisticRegression
+
+    torch.manual_seed(0)
+    rows = sparse_rows(n=50, width=20)
+    model = BowLogisticRegression(20, 20, p=0.5).double()
+    with torch.no_grad():                                            # logits = the scaled input row itself
+        model.weight.copy_(torch.eye(20, dtype=torch.float64))
+        model.bias.zero_()
+    dense = rows.dense(torch.float64)
+    assert torch.equal(model.eval()(rows), dense)
+    model.train()
+    draws = torch.stack([model(rows) for _ in range(2000)])
+    present = dense.bool()
+    assert set(draws[:, present].unique().tolist()) == {0.0, 2.0}    # dropped, or kept and scaled by 1/(1-p)
+    assert (draws[:, ~present] == 0).all()
+    assert 0.48 < (draws[:, present] == 0).double().mean() < 0.52
+    assert (draws.mean(0) - dense).abs().max() < 0.15               # E = the eval output (2000 draws: sd 0.022)
+
+
+def test_vae_returns_a_positive_per_sample_negative_elbo():
+    from model import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(784)
+    x = torch.rand(5, 1, 28, 28)
+    loss = vae(x)
+    assert loss.shape == (5,) and torch.isfinite(loss).all() and (loss > 0).all()
+    assert 300 < loss.mean() < 1000                                  # ~784 * log 2 nats before training
+    vae.eval()
+    assert vae(x).shape == (5,)
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.7])
+def test_vae_kl_term_is_that_of_the_gaussian_posterior(mu):
+    """With the encoder's mu and logvar layers fixed to (mu, 0), z = mu + eps and the KL term is
+    50 * mu^2 / 2 (0 for the prior itself); the rest is the Bernoulli reconstruction loss."""
+    import torch.nn.functional as F
+
+    from model import VAE
+
+    torch.manual_seed(0)
+    vae = VAE(784)
+    with torch.no_grad():
+        for layer, value in ((vae.mu, mu), (vae.logvar, 0.0)):
+            layer.weight.zero_()
+            layer.bias.fill_(value)
+    x = torch.rand(4, 784)
+    torch.manual_seed(1)
+    loss = vae(x)
+    torch.manual_seed(1)
+    z = mu + torch.randn(4, 50)                                      # the same draw as forward's
+    reconstruction = F.binary_cross_entropy_with_logits(vae.decoder(z), x, reduction="none").sum(1)
+    assert torch.allclose(loss - reconstruction, torch.full((4,), 25 * mu ** 2), atol=1e-3)
+
+
+def test_tutorial_cnn_and_resnet18_shapes():
+    from model import CifarResNet18, TutorialCNN
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    assert TutorialCNN()(x).shape == (2, 10)
+    assert CifarResNet18().eval()(x).shape == (2, 10)
+    assert TutorialCNN(num_classes=4, in_channels=1, size=28)(torch.randn(2, 1, 28, 28)).shape == (2, 4)
+
+
+def test_mlp_dropout_is_element_wise_on_the_hidden_layers():
+    from model import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(784, 10, p=0.5)
+    kinds = [type(m) for m in mlp.hidden]
+    assert kinds == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Dropout] * 2
+    assert all(type(m) is not torch.nn.Dropout for m in MLP(784, 10).hidden)    # p = 0: none at all
+    out = mlp.hidden[2].train()(torch.ones(64, 1000))
+    zeros_per_sample = (out == 0).sum(1)
+    assert zeros_per_sample.min() > 350 and zeros_per_sample.max() < 650
+    x = torch.randn(3, 1, 28, 28)
+    mlp.eval()
+    assert torch.equal(mlp(x), mlp(x)) and mlp(x).shape == (3, 10)

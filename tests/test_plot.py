@@ -85,3 +85,65 @@ def test_run_sh_stops_on_the_first_error(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "invalid choice: 'nosuchopt'" in proc.stderr
     assert "training sgd" not in proc.stdout
+
+
+# ---------------------------------------------------------------- settings beyond optimizer, lr and weight decay
+
+# Pairs of runs with one optimizer, lr and weight decay that differ in one other setting.
+PAIRS = {
+    "dropout": (["--workload", "mnist-mlp", "--dropout", "paper"], ["--workload", "mnist-mlp", "--dropout", "none"]),
+    "batch_size": (["--workload", "mnist-logreg", "--batch-size", "64"],
+                   ["--workload", "mnist-logreg", "--batch-size", "32"]),
+    "workload": (["--workload", "mnist-logreg", "--dropout", "none", "--lr-schedule", "constant"],
+                 ["--workload", "imdb-bow-logreg", "--dropout", "none", "--lr-schedule", "constant"]),
+}
+LABELS = {"dropout": ("dropout=paper", "dropout=none"), "batch_size": ("batch_size=64", "batch_size=32"),
+          "workload": ("workload=mnist-logreg", "workload=imdb-bow-logreg")}
+
+
+@pytest.fixture(scope="module")
+def setting_pairs(tmp_path_factory):
+    """<root>/<setting>/{a,b}: one epoch each on tiny synthetic data, one weight decay for all; the six
+    runs are six different settings."""
+    import train
+    from cli import run_main
+    from conftest import TINY
+
+    root = tmp_path_factory.mktemp("pairs")
+    for setting, pair in PAIRS.items():
+        for name, extra in zip("ab", pair):
+            argv = [*TINY, "--epochs", "1", "--weight-decay", "0", "--output-dir", str(root / setting),
+                    "--run-name", name, "--data-root", str(root / "data"), *extra]
+            assert run_main(train.main, argv) == 0
+    return root
+
+
+@pytest.mark.parametrize("setting", list(PAIRS))
+def test_runs_that_differ_in_another_setting_are_two_labelled_curves(setting_pairs, setting):
+    import plot
+
+    groups = plot.group_runs(plot.load_runs([setting_pairs / setting]))
+    assert len(groups) == 2 and all(len(runs) == 1 for runs in groups.values())
+    first, second = LABELS[setting]
+    (a,), (b,) = ([label for label in groups if fragment in label] for fragment in (first, second))
+    assert a != b and a.startswith("adam ") and b.startswith("adam ")
+    assert "lr=" not in a and "weight_decay=" not in a                 # what is the same is not in the label
+
+
+def test_plot_draws_a_curve_for_every_setting(setting_pairs, tmp_path):
+    proc = run_script("plot.py", setting_pairs, "--out", tmp_path / "fig")
+    assert proc.returncode == 0, proc.stderr
+    assert "6 run(s), 6 curve(s)" in proc.stdout
+    assert png_ok(tmp_path / "fig" / "curves.png")
+
+
+def test_seeds_of_one_setting_still_form_one_band(train_run, tmp_path):
+    import plot
+
+    for seed in (0, 1):
+        train_run("--workload", "mnist-mlp", "--dropout", "paper", "--seed", seed, name=f"paper_seed{seed}", epochs=1)
+    train_run("--workload", "mnist-mlp", "--dropout", "none", name="none_seed0", epochs=1)
+    groups = plot.group_runs(plot.load_runs([tmp_path / "out"]))
+    assert sorted(len(runs) for runs in groups.values()) == [1, 2]
+    (band,) = [label for label, runs in groups.items() if len(runs) == 2]
+    assert "dropout=paper" in band and "seed" not in band

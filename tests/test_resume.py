@@ -123,6 +123,27 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path):
     assert_one_line_error(proc, "nothing to resume")
 
 
+def test_resume_after_a_kill_before_the_first_checkpoint_starts_the_run(train_run, capsys):
+    """Killed during the epoch-0 evaluation: config.json is written, metrics and checkpoint are not."""
+    _, run_dir = train_run(epochs=1)
+    (run_dir / records.METRICS).unlink()
+    (run_dir / records.CHECKPOINT).unlink()
+    assert [p.name for p in run_dir.iterdir()] == [records.CONFIG]
+    code, _ = train_run("--resume", epochs=1)
+    assert code == 0, capsys.readouterr().err
+    assert records.load_metrics(run_dir)["epoch"] == [0, 1] and (run_dir / records.CHECKPOINT).is_file()
+
+
+def test_resume_of_an_empty_folder_is_refused(train_run, capsys):
+    _, run_dir = train_run(epochs=1)
+    for p in run_dir.iterdir():
+        p.unlink()
+    code, _ = train_run("--resume", epochs=1)
+    err = capsys.readouterr().err
+    assert code == 2 and "nothing to resume" in err and len(err.strip().splitlines()) == 1
+    assert not any(run_dir.iterdir())
+
+
 def test_resume_with_other_settings_names_them(train_run, capsys):
     _, run_dir = train_run(epochs=1)
     before = (run_dir / "metrics.pkl").read_bytes()
