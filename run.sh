@@ -6,6 +6,7 @@
 #   sh run.sh --epochs 3 --data-dir DIR         # arguments after the names go to every training run
 #   sh run.sh --quick                           # offline smoke run: synthetic data, 4 epochs, < 2 min on 2 CPU cores
 #   sh run.sh --quick adam sgd adagrad rmsprop adadelta
+#   sh run.sh adam sgd --workload mnist-logreg   # any workload (python src/train.py --list-workloads)
 #
 # Runs land in $OUT/<optimizer>_seed<seed>/ and the figures in $OUT/
 # (OUT defaults to outputs/tutorial, or outputs/quick in quick mode; the quick mode overwrites).
@@ -27,6 +28,16 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$optimizers" ] || optimizers="adam sgd"
+
+# Every name is checked before the first run trains: a typo in the last one must not cost the
+# 40 minutes of the first.
+known=$("$PYTHON" src/train.py --list-optimizers | awk 'NR > 1 { print $1 }')
+for opt in $optimizers; do
+    if ! printf '%s\n' $known | grep -qx -- "$opt"; then
+        echo "run.sh: error: unknown optimizer '$opt' (choose from: $(echo $known))" >&2
+        exit 2
+    fi
+done
 
 if [ "$quick" = 1 ]; then
     OUT=${OUT:-outputs/quick}

@@ -72,7 +72,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.json:
-        records.ensure_writable(Path(args.json).resolve().parent)   # fail before the work, not after
+        records.ensure_writable(Path(args.json).resolve().parent, "--json")   # fail before the work, not after
     if args.workload == "all":
         return run_all(args, argv or sys.argv[1:])
     report = measure(args)
@@ -86,7 +86,8 @@ def measure(args):
     workload = workloads.WORKLOADS[args.workload]
     device = provenance.pick_device(args.device)
     train.configure_backends(args.threads, True, device)
-    settings = train.Settings(args.batch_size or workload.batch_size, provenance.resolve_precision(args.precision, device))
+    settings = train.Settings(args.batch_size or workload.batch_size, provenance.resolve_precision(args.precision, device),
+                              eval_batch_size=workload.eval_batch_size)
     data, inputs = load(args, workload, device)
     model, opt = make_model(workload, data, device, args.channels_last)
     step_model = train.compiled(model, args.compile)

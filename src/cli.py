@@ -4,6 +4,8 @@ Bad input is reported as a single `error: ...` line on stderr with a non-zero ex
 never a traceback. Scripts raise UserError; run_main formats it in one place.
 """
 import argparse
+import math
+import re
 import sys
 
 EXIT_OK = 0
@@ -27,6 +29,25 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(self._join_negative_numbers(sys.argv[1:] if args is None else list(args)),
+                                        namespace)
+
+    def _join_negative_numbers(self, argv):
+        """'--lr -1e-3' -> '--lr=-1e-3', so that argparse reads a negative number as the flag's value
+        (and its type check gives the real reason) instead of as an unknown flag."""
+        out = []
+        for arg in argv:
+            action = self._option_string_actions.get(out[-1]) if out else None
+            if action is not None and action.nargs is None and NEGATIVE_NUMBER.match(arg):
+                out[-1] = f"{out[-1]}={arg}"
+            else:
+                out.append(arg)
+        return out
+
+
+NEGATIVE_NUMBER = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
 
 def run_main(main, argv=None):
     """Call main(argv); turn a UserError into one line on stderr and exit status 2."""
@@ -35,18 +56,29 @@ def run_main(main, argv=None):
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:        # a second Ctrl-C: stop at once; what was saved is whole
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_SIGINT
 
 
 def positive_int(text):
     return _checked(int, text, lambda v: v > 0, "a positive integer")
 
 
+def seed_int(text):
+    return _checked(int, text, lambda v: 0 <= v < 2 ** 63, "a seed in [0, 2**63)")
+
+
 def positive_float(text):
-    return _checked(float, text, lambda v: v > 0, "a positive number")
+    return _checked(float, text, lambda v: 0 < v < math.inf, "a positive number")
 
 
 def non_negative_float(text):
-    return _checked(float, text, lambda v: v >= 0, "a number >= 0")
+    return _checked(float, text, lambda v: 0 <= v < math.inf, "a number >= 0")
+
+
+def finite_float(text):
+    return _checked(float, text, math.isfinite, "a finite number")
 
 
 def _checked(cast, text, ok, what):

@@ -236,7 +236,10 @@ def _listing_hash(root, files):
     h = hashlib.sha1(str(root.resolve()).encode())
     for split in ("train", "test"):
         for path, label in files[split]:
-            st = path.stat()
+            try:
+                st = path.stat()
+            except OSError as err:     # a dangling symlink, a file removed while scanning
+                raise UserError(f"cannot read image {path}: {err.strerror or err}") from None
             h.update(f"{path.relative_to(root)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:12]
 
@@ -276,11 +279,15 @@ def make_synthetic(n_train=10000, n_test=2000, num_classes=10, shape=(3, 32, 32)
     channels, size = shape[0], shape[1:]
     layouts = F.interpolate(torch.rand(num_classes, channels, 4, 4, generator=g), size=size, mode="bilinear")
 
-    def sample(n):
+    def sample(n, chunk=5000):
         y = torch.randint(num_classes, (n,), generator=g)
         shift = 0.3 * (torch.rand(n, 1, 1, 1, generator=g) - 0.5)
-        x = 0.5 * layouts[y] + 0.25 + shift + 0.35 * torch.randn(n, *shape, generator=g)
-        return (x.clamp(0, 1) * 255).round().to(torch.uint8), y
+        x = torch.empty(n, *shape, dtype=torch.uint8)
+        for s in range(0, n, chunk):     # in chunks: no float copy of the whole set (2 GB at CIFAR's size)
+            pixels = 0.5 * layouts[y[s:s + chunk]] + 0.25 + shift[s:s + chunk]
+            pixels += 0.35 * torch.randn(len(pixels), *shape, generator=g)
+            x[s:s + chunk] = (pixels.clamp(0, 1) * 255).round().to(torch.uint8)
+        return x, y
 
     (train_x, train_y), (test_x, test_y) = sample(n_train), sample(n_test)
     classes = [f"class{i}" for i in range(num_classes)]
@@ -358,7 +365,15 @@ def prepare(data, inputs, chunk=10000):
     dataset (a float copy; MNIST's is 188 MB) so that a step only gathers its rows."""
     if inputs.augment or inputs.scale == "none":
         return data, inputs
-    convert = lambda x: torch.cat([inputs(x[s:s + chunk]) for s in range(0, len(x), chunk)])
+
+    def convert(x):                  # chunk by chunk into one buffer: no second float copy at the peak
+        first = inputs(x[:chunk])
+        layout = torch.channels_last if inputs.channels_last and first.dim() == 4 else torch.contiguous_format
+        out = torch.empty((len(x), *first.shape[1:]), dtype=first.dtype, device=first.device, memory_format=layout)
+        out[:chunk] = first
+        for s in range(chunk, len(x), chunk):
+            out[s:s + chunk] = inputs(x[s:s + chunk])
+        return out
     done = Inputs("none", False, inputs.channels_last)
     return replace(data, train_x=convert(data.train_x), test_x=convert(data.test_x)), done
 

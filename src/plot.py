@@ -42,15 +42,18 @@ def build_parser():
     p.add_argument("--smooth", type=positive_int, default=SMOOTH,
                    help=f"moving-average window of the per-iteration curve, in iterations (default: {SMOOTH})")
     p.add_argument("--log-y", action="store_true", help="log y-axis for the loss plots (as the paper's Figure 3)")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help="read runs that have only metrics.pkl (a pickle can run code: only for records you made)")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    runs = load_runs(args.paths)
+    first = Path(args.paths[0])
+    out = Path(args.out or ("outputs" if records.has_metrics(first) else first))
+    runs = load_runs(args.paths, args.trust_pickles)
     groups = group_runs(runs)
-    out = Path(args.out or (args.paths[0] if not (Path(args.paths[0]) / records.METRICS).exists() else "outputs"))
-    out.mkdir(parents=True, exist_ok=True)
+    records.ensure_writable(out, "--out")
     for note in notes(groups):
         print(f"note: {note}")
     written = [plot_epochs(groups, out / "curves.png", args.log_y),
@@ -59,11 +62,16 @@ def main(argv=None):
     return 0
 
 
-def load_runs(paths):
+def load_runs(paths, trust_pickles=False):
     dirs = records.find_runs(paths)
     if not dirs:
-        raise UserError(f"no runs (folders with {records.METRICS}) under {', '.join(paths)}")
-    return [(d, *records.load_run(d)) for d in dirs]
+        raise UserError(f"no runs (folders with {records.METRICS_JSON} or {records.METRICS}) under {', '.join(map(str, paths))}")
+    runs = [(d, *records.load_run(d, trust_pickles)) for d in dirs]
+    for d, _, metrics in runs:
+        missing = [key for key in ("epoch", "train_loss", "val_loss", "iter_loss") if key not in metrics]
+        if missing:
+            raise UserError(f"{d}: its record has no {', '.join(missing)}; is it a run of this repository?")
+    return runs
 
 
 # Flags whose resolved values the optimizer record holds (the record's args keep what was typed).

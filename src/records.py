@@ -1,12 +1,19 @@
 """Run records on disk: what identifies a run, the record's lifecycle (new, save, restore, resume
 checks), atomic writes, and reading records back for analysis.
 
-A run directory holds config.json (what was run, where, with which versions),
-metrics.pkl (joblib; per-epoch metrics, rewritten after every epoch) and checkpoint.pt
-(everything needed to resume). Analysis scripts import this module, never training code.
+A run directory holds config.json (what was run, where, with which versions), metrics.json and
+metrics.pkl (the per-epoch metrics, rewritten after every epoch: JSON, which the analysis reads and
+which cannot run code, and the same dict as a joblib pickle for those who load it themselves) and
+checkpoint.pt (everything needed to resume). A run id in config.json and in the metrics ties them
+together. One process at a time holds a run directory (an OS lock on its .lock file). Analysis
+scripts import this module, never training code.
 """
 import json
 import os
+import platform
+import shutil
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import joblib
@@ -15,7 +22,12 @@ from cli import UserError
 
 CONFIG = "config.json"
 METRICS = "metrics.pkl"
+METRICS_JSON = "metrics.json"
 CHECKPOINT = "checkpoint.pt"
+RECORD = (CONFIG, METRICS, METRICS_JSON, CHECKPOINT)
+LOCK = ".lock"
+REPLACED = ".replaced"           # an overwritten record waits here until the new run's first checkpoint
+CHECKPOINT_KEYS = {"model", "optimizer", "schedule", "epoch", "metrics", "args", "rng"}
 
 # The one definition of what is not part of a run's identity: settings that say where or how a run
 # executes, not what it computes. They may change when a run is resumed, and runs that differ only
@@ -40,14 +52,18 @@ def differences(old, new):
 
 # ---------------------------------------------------------------- the per-epoch metrics
 
-def new_metrics(iters_per_epoch, has_accuracy=True):
+def new_run_id():
+    return uuid.uuid4().hex
+
+
+def new_metrics(iters_per_epoch, has_accuracy=True, run_id=None):
     """Per-epoch lists (epoch 0 = before training), every minibatch loss, and the run's status."""
     keys = ["epoch", "train_loss", "val_loss", "seconds", "lr"]
     if has_accuracy:
         keys[2:2] = ["train_acc"]
         keys[4:4] = ["val_acc"]
     return {**{k: [] for k in keys}, "iter_loss": [], "iters_per_epoch": iters_per_epoch,
-            "status": "running", "diverged": None}
+            "status": "running", "diverged": None, "run_id": run_id}
 
 
 def record_point(metrics, epoch, train, val, seconds, lr):
@@ -64,36 +80,93 @@ def record_point(metrics, epoch, train, val, seconds, lr):
 
 # ---------------------------------------------------------------- run folders and checkpoints
 
+@contextmanager
+def held(run_dir):
+    """Hold run_dir for this process: an flock on its .lock file, which the OS releases when the
+    process ends (a SIGKILL leaves no stale lock). A second writer gets one line naming the holder."""
+    import fcntl
+    ensure_writable(run_dir)
+    handle = open(Path(run_dir) / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "pid unknown"
+            raise UserError(f"{run_dir} is in use by another process ({holder}); wait for it, or use another "
+                            "--run-name") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def prepare_run_dir(run_dir, resume, overwrite):
-    """Refuse to clobber a record. Returns 'resume' (a checkpoint to continue), or 'new'."""
+    """Refuse to clobber a record. Returns 'resume' (a checkpoint to continue), or 'new'. Call it
+    while holding the folder (held()). An overwritten record is moved aside whole, so that a reader
+    never sees the new run's config.json beside the old run's metrics."""
+    run_dir = Path(run_dir)
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; choose one")
-    if resume and (Path(run_dir) / CHECKPOINT).is_file():
+    if resume and check_resumable(run_dir):
         return "resume"
-    if resume and not started_untrained(run_dir):
-        raise UserError(f"nothing to resume: {Path(run_dir) / CHECKPOINT} does not exist (start the run without --resume)")
-    has_record = any((Path(run_dir) / f).exists() for f in (CONFIG, METRICS, CHECKPOINT))
+    has_record = any((run_dir / f).exists() for f in RECORD)
     if has_record and not (overwrite or resume):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume, or replace it with --overwrite")
-    ensure_writable(run_dir)
+    if has_record and overwrite:
+        set_aside(run_dir)
     return "new"
+
+
+def check_resumable(run_dir):
+    """True if run_dir has a checkpoint to continue, False if it was started but never trained (then
+    --resume starts it); otherwise a one-line refusal. It writes nothing."""
+    if (Path(run_dir) / CHECKPOINT).is_file():
+        return True
+    if not started_untrained(run_dir):
+        raise UserError(f"nothing to resume: {Path(run_dir) / CHECKPOINT} does not exist (start the run without --resume)")
+    return False
 
 
 def started_untrained(run_dir):
     """A run stopped after writing config.json but before its first checkpoint (during the epoch-0
     evaluation) lost nothing: --resume simply starts it."""
     run_dir = Path(run_dir)
-    return (run_dir / CONFIG).is_file() and not (run_dir / METRICS).exists() and not (run_dir / CHECKPOINT).exists()
+    return (run_dir / CONFIG).is_file() and not has_metrics(run_dir) and not (run_dir / CHECKPOINT).exists()
 
 
-def ensure_writable(run_dir):
+def set_aside(run_dir):
+    """Move the record out of the way (renames: atomic) until the new run's first checkpoint. If an
+    earlier overwrite's record is still aside, that one (the last complete run) is kept."""
+    aside = Path(run_dir) / REPLACED
+    keep = not aside.exists()
+    aside.mkdir(exist_ok=True)
+    for name in RECORD:
+        if (Path(run_dir) / name).exists():
+            if keep:
+                os.replace(Path(run_dir) / name, aside / name)
+            else:
+                (Path(run_dir) / name).unlink()
+
+
+def discard_replaced(run_dir):
+    shutil.rmtree(Path(run_dir) / REPLACED, ignore_errors=True)
+
+
+def ensure_writable(folder, flag=None):
+    """Create folder if needed and check that a file can be written there: before the work, so that
+    no result is lost to an output error after it."""
     try:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        probe = Path(run_dir) / ".write-test"
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        probe = Path(folder) / f".write-test{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"cannot write to {run_dir} ({err.strerror or err})") from None
+        where = f"{flag} {folder}" if flag else str(folder)
+        raise UserError(f"cannot write to {where} ({err.strerror or err})") from None
 
 
 def load_checkpoint(run_dir, args):
@@ -104,6 +177,8 @@ def load_checkpoint(run_dir, args):
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:
         raise UserError(f"{path} is unreadable ({err.__class__.__name__}); start again with --overwrite") from None
+    if not isinstance(checkpoint, dict) or not CHECKPOINT_KEYS <= set(checkpoint):
+        raise UserError(f"{path} is not a checkpoint of this repository's train.py; start again with --overwrite")
     saved, now = identity(checkpoint["args"], RESUMABLE), identity(args, RESUMABLE)
     if saved != now:
         raise UserError(f"cannot resume {run_dir}: its checkpoint was made with different settings "
@@ -141,7 +216,10 @@ def save_json(obj, path):
 
 
 def save_metrics(metrics, run_dir):
+    """The same dict twice: joblib, as this repository has always written it, then JSON, the form the
+    analysis reads (a pickle from someone else can run code when loaded; JSON cannot)."""
     atomic_write(Path(run_dir) / METRICS, lambda tmp: joblib.dump(metrics, tmp))
+    save_json(metrics, Path(run_dir) / METRICS_JSON)
 
 
 def load_json(path):
@@ -150,34 +228,60 @@ def load_json(path):
     except FileNotFoundError:
         raise UserError(f"{path} is missing") from None
     except (OSError, ValueError) as err:
-        raise UserError(f"{path} is unreadable ({err.__class__.__name__}: {err})") from None
+        raise UserError(f"{path} is corrupt or unreadable ({err.__class__.__name__}: {err})") from None
 
 
-def load_metrics(run_dir):
-    path = Path(run_dir) / METRICS
-    if not path.is_file():
-        raise UserError(f"{path} is missing: is {run_dir} a run directory?")
-    try:
-        metrics = joblib.load(path)
-    except Exception as err:  # joblib raises many kinds on a damaged pickle
-        raise UserError(f"{path} is corrupt ({err.__class__.__name__}); re-run or delete that run") from None
+def has_metrics(run_dir):
+    return (Path(run_dir) / METRICS_JSON).is_file() or (Path(run_dir) / METRICS).is_file()
+
+
+def load_metrics(run_dir, trust_pickles=False):
+    """The per-epoch metrics from metrics.json; from metrics.pkl only if the user trusts its source."""
+    run_dir = Path(run_dir)
+    if (run_dir / METRICS_JSON).is_file():
+        metrics = load_json(run_dir / METRICS_JSON)
+    elif (run_dir / METRICS).is_file() and trust_pickles:
+        try:
+            metrics = joblib.load(run_dir / METRICS)
+        except Exception as err:  # joblib raises many kinds on a damaged pickle
+            raise UserError(f"{run_dir / METRICS} is corrupt ({err.__class__.__name__}); re-run or delete that run") from None
+    elif (run_dir / METRICS).is_file():
+        raise UserError(f"{run_dir} has only {METRICS}, a pickle, and loading a pickle can run code: pass "
+                        "--trust-pickles if you made it yourself")
+    else:
+        raise UserError(f"{run_dir / METRICS_JSON} is missing: is {run_dir} a run directory?")
     if not isinstance(metrics, dict) or "epoch" not in metrics:
-        raise UserError(f"{path} is not a metrics record of this repository")
+        raise UserError(f"{run_dir}: its metrics are not a record of this repository")
     return metrics
 
 
-def load_run(run_dir):
-    """(config, metrics) of one run directory, or a UserError that names the bad file."""
-    return load_json(Path(run_dir) / CONFIG), load_metrics(run_dir)
+def load_config(path):
+    config = load_json(path)
+    if not isinstance(config, dict) or not isinstance(config.get("args"), dict):
+        raise UserError(f"{path} is not a run's config (a JSON object with the run's args)")
+    return config
+
+
+def load_run(run_dir, trust_pickles=False):
+    """(config, metrics) of one run directory, or a UserError that names the bad file. Files of two
+    different runs (their run ids differ) are refused, never drawn together."""
+    config, metrics = load_config(Path(run_dir) / CONFIG), load_metrics(run_dir, trust_pickles)
+    ids = config.get("run_id"), metrics.get("run_id")
+    if None not in ids and ids[0] != ids[1]:
+        raise UserError(f"{run_dir}: config.json and the metrics belong to different runs (run ids {ids[0][:8]} "
+                        f"and {ids[1][:8]}); re-run it with --overwrite")
+    return config, metrics
 
 
 def find_runs(paths):
-    """Run directories (those holding metrics.pkl) at or below each path, sorted."""
+    """Run directories (those holding metrics.json or metrics.pkl) at or below each path, sorted;
+    hidden folders (an overwritten record set aside) are not runs."""
     runs = set()
     for path in map(Path, paths):
         if not path.exists():
             raise UserError(f"{path} does not exist")
-        if (path / METRICS).is_file():
+        if has_metrics(path):
             runs.add(path)
-        runs.update(p.parent for p in path.rglob(METRICS))
+        found = {p.parent for name in (METRICS_JSON, METRICS) for p in path.rglob(name)}
+        runs.update(d for d in found if not any(part.startswith(".") for part in d.relative_to(path).parts))
     return sorted(runs)

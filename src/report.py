@@ -22,7 +22,7 @@ import numpy as np
 
 import plot
 import records
-from cli import Parser, UserError, run_main
+from cli import Parser, UserError, finite_float, positive_int, run_main
 
 plt = plot.plt
 
@@ -30,10 +30,12 @@ plt = plot.plt
 def build_parser():
     p = Parser(description="Tables and figures of a finished (or partial) sweep.")
     p.add_argument("sweep_dir", help="the sweep folder (holds sweep.json)")
-    p.add_argument("--target", type=float,
+    p.add_argument("--target", type=finite_float,
                    help="value of the workload's target metric (val accuracy %%, or val loss) for epochs-to-target "
                         "(default: the workload's, e.g. 70%% for cifar10-cnn)")
-    p.add_argument("--smooth", type=int, default=plot.SMOOTH, help=f"iterations averaged (default: {plot.SMOOTH})")
+    p.add_argument("--smooth", type=positive_int, default=plot.SMOOTH, help=f"iterations averaged (default: {plot.SMOOTH})")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help="read runs that have only metrics.pkl (a pickle can run code: only for records you made)")
     return p
 
 
@@ -41,7 +43,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     sweep_dir = Path(args.sweep_dir)
     plan = records.load_json(sweep_dir / "sweep.json")
-    runs = collect(sweep_dir, plan)
+    records.ensure_writable(sweep_dir)
+    runs = collect(sweep_dir, plan, args.trust_pickles)
     best = {opt: [m for (o, lr, _), m in runs.items() if o == opt and lr == plan.get("best_lr", {}).get(opt)]
             for opt in plan["optimizers"]}
     best = {opt: ms for opt, ms in best.items() if ms}
@@ -61,15 +64,15 @@ def main(argv=None):
     return 0
 
 
-def collect(sweep_dir, plan):
+def collect(sweep_dir, plan, trust_pickles=False):
     """{(optimizer, lr, seed): metrics} for every run of the plan that has a record."""
     runs = {}
     for opt in plan["optimizers"]:
         for lr in plan["lrs"]:
             for seed in plan["seeds"]:
                 directory = records.sweep_run_dir(sweep_dir, opt, lr, seed)
-                if (directory / records.METRICS).exists():
-                    runs[(opt, lr, seed)] = records.load_metrics(directory)
+                if records.has_metrics(directory):
+                    runs[(opt, lr, seed)] = records.load_run(directory, trust_pickles)[1]
     return runs
 
 
@@ -112,10 +115,12 @@ def table_row(opt, plan, runs, target):
 
 
 def write_tables(rows, plan, sweep_dir, target):
-    with open(sweep_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    records.atomic_write(sweep_dir / "results.csv", write_csv)
     header = list(rows[0])
     lines = [f"# Sweep {plan['name']}", "",
              f"Selection: {plan['select']} of seed {plan['seeds'][0]} over lr {plan['lrs']}; "
@@ -123,7 +128,7 @@ def write_tables(rows, plan, sweep_dir, target):
              f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
-    (sweep_dir / "results.md").write_text("\n".join(lines) + "\n")
+    records.atomic_write(sweep_dir / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
 def target_words(target):

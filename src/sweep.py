@@ -16,6 +16,7 @@ Re-running the same command skips finished runs and resumes interrupted ones; a 
 finished (it is recorded as diverged and never retried). The plan and the picks are in sweep.json.
 """
 import datetime
+import math
 import os
 import shlex
 import sys
@@ -25,7 +26,7 @@ import joblib
 import numpy as np
 
 import records
-from cli import Parser, UserError, non_negative_float, positive_int, run_main
+from cli import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float, positive_int, run_main
 
 SRC = str(Path(__file__).resolve().parent)
 # The train.py settings a sweep sets for every run: its axes, and where and how each record is kept.
@@ -54,35 +55,60 @@ def build_parser():
     p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
     p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
     p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help="read runs that have only metrics.pkl (a pickle can run code: only for records you made)")
     return p
 
 
 def main(argv=None):
+    try:
+        return run_sweep(sys.argv[1:] if argv is None else list(argv))
+    except Stopped as stop:
+        return stop.args[0]
+
+
+def run_sweep(argv):
     args, train_args = build_parser().parse_known_args(argv)
-    run_args = check_args(args, train_args)
-    import workloads
-    workload = workloads.WORKLOADS[run_args.workload]
-    args.epochs = args.epochs or workload.epochs
-    if args.weight_decay is None:
-        args.weight_decay = workload.weight_decay or 0.0
-    if args.select == "val_acc" and not workload.has_accuracy:
-        raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
+    workload = check_args(args, train_args)
     sweep_dir = Path(args.output_dir) / args.name
-    plan = make_plan(args, train_args, argv)
+    plan = make_plan(args, train_args, argv)          # validated before anything is written
+    check_planned_runs(plan, train_args)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plan = merge_with_saved(plan, sweep_dir)
     stage1 = [(opt, lr, args.seeds[0]) for opt in args.optimizers for lr in plan["lrs"]]
-    run_all(stage1, args, train_args, sweep_dir)
-    plan["best_lr"] = pick_best(stage1, sweep_dir, args.select)
+    run_stage(stage1, args, train_args, sweep_dir, plan)
+    plan["best_lr"] = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
     records.save_json(plan, sweep_dir / "sweep.json")
     stage2 = [(opt, lr, seed) for opt, lr in plan["best_lr"].items() if lr is not None for seed in args.seeds[1:]]
-    run_all(stage2, args, train_args, sweep_dir)
+    run_stage(stage2, args, train_args, sweep_dir, plan)
     import report
-    return report.main([str(sweep_dir)] + (["--target", str(args.target)] if args.target is not None else []))
+    target = ["--target", str(args.target)] if args.target is not None else []
+    return report.main([str(sweep_dir), *target, *(["--trust-pickles"] if args.trust_pickles else [])])
+
+
+class Stopped(Exception):
+    """The sweep stops here (args[0] = exit status); what is saved stays, the same command continues."""
+
+
+def run_stage(jobs, args, train_args, sweep_dir, plan):
+    """Train what is not finished, then insist that every planned run is: no pick or report is ever
+    made from a run that failed, was interrupted or has another length than planned."""
+    run_all(jobs, args, train_args, sweep_dir, plan["command"])
+    problems = [f"{records.sweep_run_dir(sweep_dir, *job).relative_to(sweep_dir)} {state}"
+                for job in jobs for state in [run_state(records.sweep_run_dir(sweep_dir, *job), args.epochs,
+                                                        args.trust_pickles)] if state != "finished"]
+    if problems:
+        raise UserError(f"{len(problems)} planned run(s) are not finished ({'; '.join(problems[:4])}"
+                        f"{'; ...' if len(problems) > 4 else ''}); no picks or report were written. "
+                        f"Continue with: {plan['command']}")
 
 
 def check_args(args, train_args):
-    """Refuse what cannot work before anything runs; return the pass-through flags parsed."""
+    """Refuse what cannot work before anything runs; fill the workload's defaults; return the workload."""
+    if args.name in ("", ".", "..") or Path(args.name).name != args.name:
+        raise UserError(f"--name {args.name!r}: give a plain folder name (no '/', not empty, not '.' or '..')")
+    if args.target is not None and not math.isfinite(args.target):
+        raise UserError(f"--target {args.target}: give a finite number")
     owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEEP_SETS)
     if owned:
         raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
@@ -94,7 +120,25 @@ def check_args(args, train_args):
     unknown = [o for o in args.optimizers if o not in optimizers.REGISTRY]
     if unknown:
         raise UserError(f"unknown optimizer(s) {', '.join(unknown)} (choose from {', '.join(optimizers.names())})")
-    return parse_train_args(train_args)
+    import workloads
+    run_args = parse_train_args(train_args)
+    workload = workloads.WORKLOADS[run_args.workload]
+    args.epochs = args.epochs or workload.epochs
+    if args.weight_decay is None:
+        args.weight_decay = workload.weight_decay or 0.0
+    if args.select == "val_acc" and not workload.has_accuracy:
+        raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
+    return workload
+
+
+def check_planned_runs(plan, train_args):
+    """Every optimizer of the plan accepts the flags it will be given, before the first run trains
+    (not: adam trains for an hour, then sgd refuses --eps)."""
+    import optimizers
+    run_args = parse_train_args(train_args)
+    for opt in plan["optimizers"]:
+        optimizers.resolve(opt, dict(lr=plan["lrs"][0], weight_decay=plan["weight_decay"], betas=run_args.betas,
+                                     eps=run_args.eps, bias_correction=False if run_args.no_bias_correction else None))
 
 
 def flag_key(flag):
@@ -110,15 +154,15 @@ def parse_lrs(text):
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            values = np.logspace(np.log10(float(lo)), np.log10(float(hi)), int(n))
+            with np.errstate(all="ignore"):     # log10(0) is -inf: refused below with the reason
+                values = np.logspace(np.log10(float(lo)), np.log10(float(hi)), int(n))
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
         raise UserError(f"--lrs {text!r}: use LO:HI:N (e.g. 1e-4:1e-1:7) or a comma list (e.g. 1e-3,1e-2)") from None
-    lrs = sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
-    if not lrs or min(lrs) <= 0:
-        raise UserError(f"--lrs {text!r}: learning rates must be positive")
-    return lrs
+    if len(values) == 0 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise UserError(f"--lrs {text!r}: learning rates must be positive and finite")
+    return sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
 
 
 def make_plan(args, train_args, argv):
@@ -157,48 +201,79 @@ def now():
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def run_all(jobs, args, train_args, sweep_dir):
-    """Run what is not finished; joblib spreads the runs over processes or a Dask cluster."""
+def run_all(jobs, args, train_args, sweep_dir, command):
+    """Run what is not finished: one after another (stopping at the first interrupted or failed run),
+    or spread over processes or a Dask cluster by joblib."""
     threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
     todo = []
     for opt, lr, seed in jobs:
         argv = ["--optimizer", opt, "--lr", repr(lr), "--seed", str(seed), "--epochs", str(args.epochs),
                 "--weight-decay", repr(args.weight_decay), "--quiet", *threads, *train_args]
-        todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, lr, seed)), args.epochs))
-    if args.backend == "dask":
-        from dask.distributed import Client
-        with Client(args.scheduler), joblib.parallel_backend("dask"):
-            codes = joblib.Parallel(n_jobs=-1)(joblib.delayed(run_one)(*job, SRC) for job in todo)
-    else:
-        codes = joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_one)(*job, SRC) for job in todo)
-    ran = sum(code != "skipped" for code in codes)
+        todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, lr, seed)), args.epochs, args.trust_pickles))
+    try:
+        if args.backend == "local" and args.jobs == 1:
+            outcomes = []
+            for job in todo:
+                outcomes.append(run_one(*job, SRC))
+                stop_on(outcomes[-1], job[1], sweep_dir, command)
+        else:
+            outcomes = parallel(todo, args)
+    except KeyboardInterrupt:
+        outcomes = [(EXIT_SIGINT, None)]
+    for outcome, job in zip(outcomes, todo):
+        stop_on(outcome, job[1], sweep_dir, command)
+    ran = sum(code != "skipped" for code, _ in outcomes)
     print(f"{len(todo)} run(s): {len(todo) - ran} already finished, {ran} trained")
 
 
-def run_one(argv, directory, epochs, src):
-    """One ordinary training run, resumed if it was interrupted; 'skipped' if already finished."""
+def parallel(todo, args):
+    if args.backend == "dask":
+        from dask.distributed import Client
+        with Client(args.scheduler), joblib.parallel_backend("dask"):
+            return joblib.Parallel(n_jobs=-1)(joblib.delayed(run_one)(*job, SRC) for job in todo)
+    return joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_one)(*job, SRC) for job in todo)
+
+
+def stop_on(outcome, directory, sweep_dir, command):
+    """Interrupted: stop the whole sweep, saying how to continue it. Failed: one line naming the run."""
+    code, message = outcome
+    if code in (EXIT_SIGINT, EXIT_SIGTERM):
+        print(f"\nsweep interrupted; every finished epoch is saved. Continue with:\n  {command}", file=sys.stderr)
+        raise Stopped(code)
+    if message is not None:
+        raise UserError(f"{Path(directory).relative_to(sweep_dir)}: {message}")
+
+
+def run_one(argv, directory, epochs, trust_pickles, src):
+    """One ordinary training run, resumed if it was interrupted -> (exit code or 'skipped', error or None)."""
     if src not in sys.path:          # a fresh worker process (loky, Dask) may not have src/ on its path
         sys.path.insert(0, src)
     import train
-    from cli import run_main as run
     directory = Path(directory)
-    state = run_state(directory, epochs)
+    state = run_state(directory, epochs, trust_pickles)
     if state == "finished":
-        return "skipped"
-    extra = {"resumable": ["--resume"], "broken": ["--overwrite"], "new": []}[state]
-    return run(train.main, [*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra])
-
-
-def run_state(directory, epochs):
+        return "skipped", None
+    extra = ["--resume"] if (directory / records.CHECKPOINT).exists() else ["--overwrite"] if directory.exists() else []
     try:
-        metrics = records.load_metrics(directory)
+        return train.main([*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra],
+                          resume_hint=False), None
+    except UserError as err:
+        return EXIT_USAGE, str(err)
+
+
+def run_state(directory, epochs, trust_pickles=False):
+    """'finished' (complete at the planned length, or diverged), else what is wrong with the run."""
+    try:
+        metrics = records.load_metrics(directory, trust_pickles)
     except UserError:
-        metrics = None
-    if metrics and (metrics["status"] == "diverged" or (metrics["status"] == "complete" and metrics["epoch"][-1] >= epochs)):
+        return "has no readable record"
+    if metrics["status"] == "diverged":
         return "finished"
-    if (directory / records.CHECKPOINT).exists():
-        return "resumable"
-    return "broken" if directory.exists() else "new"
+    if metrics["status"] != "complete":
+        return f"is {metrics['status']} at epoch {metrics['epoch'][-1] if metrics['epoch'] else 0}"
+    if metrics["epoch"][-1] != epochs:
+        return f"has {metrics['epoch'][-1]} epochs, the plan {epochs}"
+    return "finished"
 
 
 def final_metric(metrics, select):
@@ -208,10 +283,11 @@ def final_metric(metrics, select):
     return metrics["train_loss"][-1] if select == "train_loss" else -max(metrics["val_acc"])
 
 
-def pick_best(stage1, sweep_dir, select):
+def pick_best(stage1, sweep_dir, select, trust_pickles=False):
     best = {}
     for opt, lr, seed in stage1:
-        score = final_metric(records.load_metrics(records.sweep_run_dir(sweep_dir, opt, lr, seed)), select)
+        metrics = records.load_metrics(records.sweep_run_dir(sweep_dir, opt, lr, seed), trust_pickles)
+        score = final_metric(metrics, select)
         if score < best.get(opt, (float("inf"), None))[0]:
             best[opt] = (score, lr)
     picks = {opt: best.get(opt, (None, None))[1] for opt, _, _ in stage1}

@@ -33,9 +33,8 @@ import provenance
 import records
 import workloads
 from cli import (EXIT_DIVERGED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Parser, UserError, non_negative_float,
-                 positive_float, positive_int, run_main)
+                 positive_float, positive_int, run_main, seed_int)
 
-EVAL_BATCH_SIZE = 1000           # evaluation has no backward pass, so larger batches are free speed
 # Steps between the host syncs that look for a NaN/inf loss. On the CPU a sync costs nothing; on
 # an accelerator it would stall the queue, so there the check waits for the end of the epoch.
 CPU_DIVERGENCE_CHECK_EVERY = 32
@@ -62,7 +61,7 @@ def build_parser():
     p.add_argument("--eps", type=positive_float, help="epsilon of adaptive optimizers (default: the optimizer's)")
     p.add_argument("--no-bias-correction", action="store_true",
                    help="paper-adam/paper-adamax only: drop the 1/(1-beta^t) corrections (paper section 6.4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of init, dropout, data order and augmentation (default: 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of init, dropout, data order and augmentation (default: 0)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--dataset", help="the workload's dataset, another of the same shape, or synthetic (default: the workload's)")
     p.add_argument("--data-dir", help="image folder DIR/{train,test}/<class>/*.png|jpg; overrides --dataset")
@@ -98,10 +97,10 @@ class Settings:
     batch_size: int
     precision: str = "fp32"      # fp32 or bf16 (never auto: resolved before)
     quiet: bool = True
-    eval_batch_size: int = EVAL_BATCH_SIZE
+    eval_batch_size: int = 1000  # the workload's
 
 
-def main(argv=None):
+def main(argv=None, resume_hint=True):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.list_optimizers or args.list_workloads:
@@ -111,21 +110,49 @@ def main(argv=None):
     resolve_workload_defaults(args, workload)
     hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload))
     device = provenance.pick_device(args.device)
-    settings = Settings(args.batch_size, provenance.resolve_precision(args.precision, device), quiet(args))
+    settings = Settings(args.batch_size, provenance.resolve_precision(args.precision, device), quiet(args),
+                        workload.eval_batch_size)
     run_dir = Path(args.output_dir) / (args.run_name or f"{args.optimizer}_seed{args.seed}")
-    state = records.prepare_run_dir(run_dir, args.resume, args.overwrite)
-    checkpoint = records.load_checkpoint(run_dir, vars(args)) if state == "resume" else None
-    data, inputs = load_data(workload, device, args.dataset, args.data_dir, args.data_root, args.limit_train,
-                             args.limit_val, args.preprocess, args.channels_last, args.zca_eps)
-    if args.batch_size > len(data.train_y):
-        raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
-    configure_backends(args.threads, args.tf32, device)
-    torch.manual_seed(args.seed)
-    model = build_model(workload, data, device, args.dropout, args.dropout_rate, args.channels_last)
-    run = Run(model, workload, data, inputs, settings, run_dir, args)
-    check_model_accepts(run)
-    config = make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint)
-    return train(run, hyper, device, config, checkpoint)
+    if args.resume:
+        records.check_resumable(run_dir)              # a refusal creates nothing, not even the folder
+    with records.held(run_dir):                       # one process per run folder
+        checkpoint = resumable_checkpoint(run_dir, args)
+        if checkpoint is not None and checkpoint["epoch"] >= args.epochs:
+            return already_done(run_dir, checkpoint["metrics"])
+        data, inputs = load_data(workload, device, args.dataset, args.data_dir, args.data_root, args.limit_train,
+                                 args.limit_val, args.preprocess, args.channels_last, args.zca_eps)
+        if args.batch_size > len(data.train_y):
+            raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
+        configure_backends(args.threads, args.tf32, device)
+        torch.manual_seed(args.seed)
+        model = build_model(workload, data, device, args.dropout, args.dropout_rate, args.channels_last)
+        run = Run(model, workload, data, inputs, settings, run_dir, args, resume_hint)
+        check_model_accepts(run)
+        config = make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint)
+        return train(run, hyper, device, config, checkpoint)
+
+
+def already_done(run_dir, metrics):
+    """--resume of a run that has all its epochs: nothing to train. Only a run stopped between its
+    last checkpoint and the word 'complete' gets that word."""
+    if metrics["status"] not in ("complete", "diverged"):
+        metrics["status"] = "complete"
+        records.save_metrics(metrics, run_dir)
+    print(f"{run_dir} already has its {metrics['epoch'][-1]} epochs: nothing to do")
+    return EXIT_OK
+
+
+def resumable_checkpoint(run_dir, args):
+    """The checkpoint that --resume continues (None for a new run); refuses what cannot be resumed."""
+    if records.prepare_run_dir(run_dir, args.resume, args.overwrite) != "resume":
+        return None
+    records.load_config(run_dir / records.CONFIG)
+    checkpoint = records.load_checkpoint(run_dir, vars(args))
+    done = checkpoint["epoch"]
+    if args.epochs < done:
+        raise UserError(f"{run_dir} already has {done} epochs; --epochs {args.epochs} cannot undo them "
+                        f"(give --epochs {done} or more)")
+    return checkpoint
 
 
 # ---------------------------------------------------------------- setup
@@ -200,12 +227,13 @@ def make_config(args, argv, workload, hyper, settings, device, data, model, run_
     """The self-describing part of the record: enough to rerun it and to know what ran."""
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     if checkpoint is not None:
-        config = records.load_json(run_dir / records.CONFIG)
-        config["args"]["epochs"] = args.epochs
+        config = records.load_config(run_dir / records.CONFIG)
+        config["args"]["epochs"] = args.epochs             # the record says what the run is now
         config.setdefault("resumed", []).append({"time": now, "command": command_line(argv),
                                                  "from_epoch": checkpoint["epoch"]})
         return config
     return {
+        "run_id": records.new_run_id(),       # also in the metrics: a reader never mixes two runs' files
         "args": vars(args),
         "workload": {"name": args.workload, "objective": workload.objective, "target": list(workload.target),
                      "paper": workload.paper},
@@ -276,6 +304,7 @@ class Run:
     settings: Settings
     run_dir: Path
     args: argparse.Namespace     # the resolved flags, saved in the checkpoint for the resume check
+    resume_hint: bool = True     # on Ctrl-C, print the train.py command that resumes (a sweep prints its own)
 
     @property
     def objective(self):
@@ -290,7 +319,7 @@ def train(run, hyper, device, config, checkpoint):
     generator = torch.Generator().manual_seed(args.seed)    # data order and augmentation
     if checkpoint is None:
         steps = datasets.batches_per_epoch(len(run.data.train_y), args.batch_size)
-        metrics = records.new_metrics(steps, run.workload.has_accuracy)
+        metrics = records.new_metrics(steps, run.workload.has_accuracy, config["run_id"])
     else:
         metrics = restore(checkpoint, run.model, optimizer, schedule, generator, device)
     step_model = compiled(run.model, args.compile)
@@ -299,6 +328,7 @@ def train(run, hyper, device, config, checkpoint):
         train_point = evaluate(run.model, run.objective, run.data.train_x, run.data.train_y, run.inputs, run.settings)
         records.record_point(metrics, 0, train_point, evaluate_val(run), 0.0, current_lr(optimizer))
         save(run, optimizer, schedule, generator, metrics, device)
+        records.discard_replaced(run.run_dir)            # the overwritten record, kept aside until now
         print(summary(metrics, args))
     stop = StopRequest()
     try:
@@ -310,7 +340,7 @@ def train(run, hyper, device, config, checkpoint):
             except Diverged as err:
                 return record_divergence(metrics, run.run_dir, epoch, err.args[1])
             if stop.signum is not None:
-                return interrupted(metrics, run.run_dir, stop.signum)
+                return interrupted(metrics, run.run_dir, stop.signum, run.resume_hint)
             seconds = elapsed(start, device)
             records.record_point(metrics, epoch, train_point, evaluate_val(run), seconds, current_lr(optimizer))
             schedule.step()
@@ -455,12 +485,14 @@ def record_divergence(metrics, run_dir, epoch, losses):
     return EXIT_DIVERGED
 
 
-def interrupted(metrics, run_dir, signum):
+def interrupted(metrics, run_dir, signum, hint=True):
     metrics["status"] = "interrupted"
     records.save_metrics(metrics, run_dir)
-    argv = [a for a in records.load_json(run_dir / records.CONFIG)["argv"] if a not in ("--overwrite", "--resume")]
-    resume = command_line(argv + ["--resume"])
-    print(f"\ninterrupted; epoch {metrics['epoch'][-1]} is saved in {run_dir}. Resume with:\n  {resume}", file=sys.stderr)
+    if hint:
+        argv = [a for a in records.load_config(run_dir / records.CONFIG)["argv"] if a not in ("--overwrite", "--resume")]
+        resume = command_line(argv + ["--resume"])
+        print(f"\ninterrupted; epoch {metrics['epoch'][-1]} is saved in {run_dir}. Resume with:\n  {resume}",
+              file=sys.stderr)
     return EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
 
 

@@ -34,6 +34,7 @@ class Workload:
     lr_schedule: str = "constant"
     target: tuple = ("val_acc", 90.0)   # (metric, value) for epochs-to-target
     weight_decay: float = None   # replaces the optimizer's default weight decay; None keeps it
+    eval_batch_size: int = 1000  # evaluation has no backward pass: large batches, within the 2 GB budget
     datasets: tuple = ()         # other datasets of the same shape it accepts
     image_folders: bool = False  # accepts --data-dir (an image folder of the same shape)
 
@@ -72,7 +73,7 @@ WORKLOADS = {
     "cifar10-resnet18": Workload(
         "CIFAR ResNet-18 (3x3 stem, no max-pool), crop and flip, weight decay 5e-4",
         "beyond the paper", "cifar10", "resnet18", CIFAR, augment=True, target=("val_acc", 90.0),
-        weight_decay=5e-4, image_folders=True),
+        weight_decay=5e-4, image_folders=True, eval_batch_size=200),
 }
 DEFAULT = "cifar10-cnn"
 

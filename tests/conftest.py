@@ -42,6 +42,7 @@ def assert_one_line_error(proc, *fragments, code=2):
 
 
 def comparable(metrics, **overrides):
-    """A record's numbers without wall-clock times (which differ between identical runs), as
-    canonical JSON so that a NaN loss compares equal to the same NaN."""
-    return json.dumps({k: v for k, v in {**metrics, **overrides}.items() if k != "seconds"}, sort_keys=True)
+    """A record's numbers without wall-clock times and the run id (which differ between identical
+    runs), as canonical JSON so that a NaN loss compares equal to the same NaN."""
+    return json.dumps({k: v for k, v in {**metrics, **overrides}.items() if k not in ("seconds", "run_id")},
+                      sort_keys=True)

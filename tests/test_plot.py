@@ -46,9 +46,9 @@ def test_no_runs_is_a_clear_error(tmp_path):
 
 
 def test_corrupt_metrics_is_a_clear_error(two_runs, tmp_path):
-    (two_runs / "sgd_seed0" / "metrics.pkl").write_bytes(b"garbage")
+    (two_runs / "sgd_seed0" / "metrics.json").write_bytes(b"garbage")
     proc = run_script("plot.py", two_runs, "--out", tmp_path)
-    assert_one_line_error(proc, "sgd_seed0/metrics.pkl is corrupt")
+    assert_one_line_error(proc, "sgd_seed0/metrics.json is corrupt")
 
 
 def test_different_epoch_counts_are_plotted_and_said(train_run, tmp_path):
@@ -83,7 +83,7 @@ def test_run_sh_stops_on_the_first_error(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / "o"))
     proc = subprocess.run(["sh", "run.sh", "--quick", "nosuchopt", "sgd"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "invalid choice: 'nosuchopt'" in proc.stderr
+    assert proc.returncode == 2 and "unknown optimizer 'nosuchopt'" in proc.stderr
     assert "training sgd" not in proc.stdout
 
 

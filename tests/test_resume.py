@@ -126,9 +126,9 @@ def test_resume_without_a_checkpoint_is_refused(tmp_path):
 def test_resume_after_a_kill_before_the_first_checkpoint_starts_the_run(train_run, capsys):
     """Killed during the epoch-0 evaluation: config.json is written, metrics and checkpoint are not."""
     _, run_dir = train_run(epochs=1)
-    (run_dir / records.METRICS).unlink()
-    (run_dir / records.CHECKPOINT).unlink()
-    assert [p.name for p in run_dir.iterdir()] == [records.CONFIG]
+    for name in (records.METRICS, records.METRICS_JSON, records.CHECKPOINT):
+        (run_dir / name).unlink()
+    assert [p.name for p in run_dir.iterdir() if not p.name.startswith(".")] == [records.CONFIG]
     code, _ = train_run("--resume", epochs=1)
     assert code == 0, capsys.readouterr().err
     assert records.load_metrics(run_dir)["epoch"] == [0, 1] and (run_dir / records.CHECKPOINT).is_file()
