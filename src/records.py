@@ -105,9 +105,8 @@ def held(run_dir):
 
 
 def prepare_run_dir(run_dir, resume, overwrite):
-    """Refuse to clobber a record. Returns 'resume' (a checkpoint to continue), or 'new'. Call it
-    while holding the folder (held()). An overwritten record is moved aside whole, so that a reader
-    never sees the new run's config.json beside the old run's metrics."""
+    """Refuse to clobber a record. Returns 'resume' (a checkpoint to continue), or 'new' (then the
+    run calls set_aside before it writes). Call it while holding the folder (held())."""
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; choose one")
@@ -116,8 +115,6 @@ def prepare_run_dir(run_dir, resume, overwrite):
     has_record = any((run_dir / f).exists() for f in RECORD)
     if has_record and not (overwrite or resume):
         raise UserError(f"{run_dir} already holds a run: continue it with --resume, or replace it with --overwrite")
-    if has_record and overwrite:
-        set_aside(run_dir)
     return "new"
 
 
@@ -139,8 +136,12 @@ def started_untrained(run_dir):
 
 
 def set_aside(run_dir):
-    """Move the record out of the way (renames: atomic) until the new run's first checkpoint. If an
-    earlier overwrite's record is still aside, that one (the last complete run) is kept."""
+    """Before a new run writes its config.json: move a record already there out of the way (renames:
+    atomic) until the new run's first checkpoint, so that a reader never sees the new config beside
+    the old metrics. If an earlier overwrite's record is still aside, that one (the last complete
+    run) is kept."""
+    if not any((Path(run_dir) / name).exists() for name in RECORD):
+        return
     aside = Path(run_dir) / REPLACED
     keep = not aside.exists()
     aside.mkdir(exist_ok=True)

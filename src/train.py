@@ -323,6 +323,8 @@ def train(run, hyper, device, config, checkpoint):
     else:
         metrics = restore(checkpoint, run.model, optimizer, schedule, generator, device)
     step_model = compiled(run.model, args.compile)
+    if checkpoint is None:
+        records.set_aside(run.run_dir)                   # --overwrite: the old record, whole, until epoch 0 is saved
     records.save_json(config, run.run_dir / records.CONFIG)
     if not metrics["epoch"]:
         train_point = evaluate(run.model, run.objective, run.data.train_x, run.data.train_y, run.inputs, run.settings)
