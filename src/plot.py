@@ -43,7 +43,7 @@ def build_parser():
                    help=f"moving-average window of the per-iteration curve, in iterations (default: {SMOOTH})")
     p.add_argument("--log-y", action="store_true", help="log y-axis for the loss plots (as the paper's Figure 3)")
     p.add_argument("--trust-pickles", action="store_true",
-                   help="read runs that have only metrics.pkl (a pickle can run code: only for records you made)")
+                   help=records.TRUST_PICKLES_HELP)
     return p
 
 

@@ -28,6 +28,7 @@ RECORD = (CONFIG, METRICS, METRICS_JSON, CHECKPOINT)
 LOCK = ".lock"
 REPLACED = ".replaced"           # an overwritten record waits here until the new run's first checkpoint
 CHECKPOINT_KEYS = {"model", "optimizer", "schedule", "epoch", "metrics", "args", "rng"}
+TRUST_PICKLES_HELP = "read runs that have only metrics.pkl (a pickle can run code: only for records you made)"
 
 # The one definition of what is not part of a run's identity: settings that say where or how a run
 # executes, not what it computes. They may change when a run is resumed, and runs that differ only

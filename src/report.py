@@ -35,7 +35,7 @@ def build_parser():
                         "(default: the workload's, e.g. 70%% for cifar10-cnn)")
     p.add_argument("--smooth", type=positive_int, default=plot.SMOOTH, help=f"iterations averaged (default: {plot.SMOOTH})")
     p.add_argument("--trust-pickles", action="store_true",
-                   help="read runs that have only metrics.pkl (a pickle can run code: only for records you made)")
+                   help=records.TRUST_PICKLES_HELP)
     return p
 
 

@@ -56,7 +56,7 @@ def build_parser():
     p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
     p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
     p.add_argument("--trust-pickles", action="store_true",
-                   help="read runs that have only metrics.pkl (a pickle can run code: only for records you made)")
+                   help=records.TRUST_PICKLES_HELP)
     return p
 
 

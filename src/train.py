@@ -7,8 +7,9 @@
 
 A run lives in <output-dir>/<run-name>/:
     config.json     resolved settings, command line, versions, device, git commit, start time
-    metrics.pkl     joblib dict of per-epoch metrics (epoch 0 = before training), rewritten
-                    atomically after every epoch; also the per-iteration minibatch losses
+    metrics.json    per-epoch metrics (epoch 0 = before training) and every minibatch loss, rewritten
+                    atomically after every epoch: what plot, report and sweep read
+    metrics.pkl     the same dict with joblib
     checkpoint.pt   model, optimizer, schedule, metrics and every RNG state after the last complete epoch
 Exit status: 0 done, 2 bad input, 3 diverged (NaN/inf loss), 130 Ctrl-C, 143 SIGTERM.
 """
