@@ -69,7 +69,7 @@ def main(argv=None):
 
 def run_sweep(argv):
     args, train_args = build_parser().parse_known_args(argv)
-    workload = check_args(args, train_args)
+    check_args(args, train_args)                      # and fills the workload's defaults into args
     sweep_dir = Path(args.output_dir) / args.name
     plan = make_plan(args, train_args, argv)          # validated before anything is written
     check_planned_runs(plan, train_args)

@@ -1,7 +1,6 @@
 import joblib
 import pytest
 
-import records
 from conftest import REPO, assert_one_line_error, run_script
 
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import joblib
 import pytest
 import torch
 

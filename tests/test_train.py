@@ -2,12 +2,10 @@ import json
 
 import joblib
 import pytest
-import torch
 
-import records
 import train
 from cli import run_main
-from conftest import REPO, TINY, assert_one_line_error, comparable, run_script
+from conftest import TINY, assert_one_line_error, comparable, run_script
 
 
 def test_two_epoch_run_writes_a_complete_record(train_run):

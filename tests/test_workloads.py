@@ -11,7 +11,6 @@ import torch
 
 import data
 import provenance
-import records
 import train
 import workloads
 from cli import UserError, run_main
