@@ -57,6 +57,7 @@ def build_parser():
     p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
     p.add_argument("--trust-pickles", action="store_true",
                    help=records.TRUST_PICKLES_HELP)
+    p.add_argument("--no-report", action="store_true", help="train and pick only; no tables or figures (report.py makes them later)")
     return p
 
 
@@ -81,6 +82,8 @@ def run_sweep(argv):
     records.save_json(plan, sweep_dir / "sweep.json")
     stage2 = [(opt, lr, seed) for opt, lr in plan["best_lr"].items() if lr is not None for seed in args.seeds[1:]]
     run_stage(stage2, args, train_args, sweep_dir, plan)
+    if args.no_report:
+        return 0
     import report
     target = ["--target", str(args.target)] if args.target is not None else []
     return report.main([str(sweep_dir), *target, *(["--trust-pickles"] if args.trust_pickles else [])])

@@ -1,0 +1,109 @@
+"""The paper-figure commands end to end on tiny synthetic data: their sweeps, records and PNGs."""
+import json
+import math
+
+import pytest
+
+import figures
+import records
+from cli import UserError
+
+# One epoch on 256 synthetic samples; two rates per grid so that every sweep really picks one.
+TINY = ["--quick", "--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128", "--threads", "1",
+        "--grid-points", "2"]
+
+
+def make_figure(number, out, *extra):
+    return figures.main([str(number), *TINY, "--output-dir", str(out), *map(str, extra)])
+
+
+def check_figure(number, folder, epochs, rates=2):
+    """Every sweep of the figure has its grid of finished runs and a pick; the PNG and table exist."""
+    figure = figures.FIGURES[number]()
+    table = (folder / f"figure{number}.md").read_text()
+    for s in figure.sweeps:
+        plan = json.loads((folder / s.name / "sweep.json").read_text())
+        assert plan["epochs"] == epochs and len(plan["lrs"]) == rates and plan["select"] == "train_loss"
+        for lr in plan["lrs"]:
+            metrics = records.load_metrics(records.sweep_run_dir(folder / s.name, s.optimizer, lr, 0))
+            assert metrics["epoch"][-1] == epochs or metrics["status"] == "diverged"
+        assert f"| {s.panel} | {figures.NAMES[s.optimizer]} |" in table
+    assert (folder / f"figure{number}.png").stat().st_size > 10_000
+    return table
+
+
+@pytest.mark.parametrize("number", [1, 2])
+def test_epoch_figures_quick_on_synthetic_data(tmp_path, number):
+    assert make_figure(number, tmp_path, "--epochs", "1") == 0
+    table = check_figure(number, tmp_path / f"fig{number}-quick", epochs=1)
+    assert "1 epochs per run (the paper: " in table and "would take about" in table
+
+
+def test_figure3_trains_each_optimizer_with_and_without_dropout(tmp_path):
+    # standardised inputs here: a ZCA fit on 3072-pixel images costs more than this whole test
+    assert make_figure(3, tmp_path, "--epochs", "1", "--preprocess", "standardize") == 0
+    folder = tmp_path / "fig3-quick"
+    check_figure(3, folder, epochs=1)
+    dropouts = {records.load_json(d / "config.json")["args"]["dropout"] for d in records.find_runs([folder])}
+    assert dropouts == {"paper", "none"}
+
+
+def test_figure4_is_the_bias_correction_grid(tmp_path):
+    assert make_figure(4, tmp_path, "--epochs", "2") == 0
+    folder = tmp_path / "fig4-quick"
+    check_figure(4, folder, epochs=2)
+    seen = set()
+    for d in records.find_runs([folder]):
+        config = records.load_json(d / "config.json")
+        hyper = config["optimizer"]["hyperparameters"]
+        seen.add((*hyper["betas"], hyper["bias_correction"]))
+    assert seen == {(b1, b2, bc) for b1 in (0.0, 0.9) for b2 in (0.99, 0.999, 0.9999) for bc in (True, False)}
+    assert figures.fig4_rows(100) == [10, 100] and figures.fig4_rows(2) == [1, 2]
+
+
+def test_the_drawing_reads_only_saved_records(tmp_path, monkeypatch):
+    assert make_figure(1, tmp_path, "--epochs", "1", "--grid-points", "1") == 0
+    folder = tmp_path / "fig1-quick"
+    (folder / "figure1.png").unlink()
+    import sweep
+    import train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--draw-only trained")
+    monkeypatch.setattr(train, "main", refuse)
+    monkeypatch.setattr(sweep, "main", refuse)
+    png = tmp_path / "docs" / "f1.png"
+    png.parent.mkdir()
+    assert make_figure(1, tmp_path, "--epochs", "1", "--grid-points", "1", "--draw-only", "--png", png) == 0
+    assert (folder / "figure1.png").exists() and png.read_bytes() == (folder / "figure1.png").read_bytes()
+
+
+def test_a_figure_run_with_other_settings_is_refused_not_mixed(tmp_path):
+    assert make_figure(2, tmp_path, "--epochs", "1", "--grid-points", "1") == 0
+    with pytest.raises(UserError, match="give another --name"):
+        make_figure(2, tmp_path, "--epochs", "2", "--grid-points", "1")
+    with pytest.raises(UserError, match="no finished 3-epoch runs"):
+        make_figure(2, tmp_path, "--epochs", "3", "--draw-only")
+
+
+def fake_run(status, losses):
+    return {"status": status, "train_loss": losses, "epoch": list(range(len(losses))), "seconds": [0.0] * len(losses)}
+
+
+def test_diverged_rates_are_shown_never_dropped():
+    s = figures.fig1().sweeps[0]
+    curve = figures.Curve(s, grid={1e-2: fake_run("complete", [2.0, 0.5, 0.4]),
+                                   1.0: fake_run("diverged", [2.0, math.nan])})
+    curve.best_lr, curve.best = 1e-2, curve.grid[1e-2]
+    assert curve.diverged == [1.0]
+    assert curve.label() == "AdaGrad lr=0.01, 1/2 rates diverged"
+    assert figures.loss_at(curve.grid[1.0], 1) is None and figures.loss_at(curve.grid[1e-2], 2) == 0.4
+    assert figures.Curve(s, grid={1.0: curve.grid[1.0]}).label() == "AdaGrad: every rate diverged (1)"
+
+
+def test_grids_are_the_papers():
+    fig4 = figures.fig4()
+    assert [float(v) for v in fig4.sweeps[0].grid.spec().split(":")[:2]] == [1e-5, 1e-1]
+    assert len(fig4.sweeps) == 12 and fig4.epochs == 100
+    assert figures.Grid(1e-4, 1e-2, 5).spec(1) == "0.001"
+    assert {s.optimizer for s in figures.fig2().sweeps} == {"adagrad", "rmsprop", "sgd", "adadelta", "adam"}
