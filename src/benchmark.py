@@ -6,7 +6,8 @@ CNN, against the classic tutorial's pipeline).
     python src/benchmark.py --workload all --dataset synthetic --threads 1    # one table, a process each
     python src/benchmark.py --data-dir input/data/cifar10-jpeg --precision auto --json outputs/bench.json
 
-Measurements in one process, the same model, optimizer (Adam) and batch size:
+Measurements in one process, the same model, optimizer (Adam, or --optimizer: a registry name or
+your own module:Class / file.py:Class, with --opt KEY=VALUE) and batch size:
   compute    the workload's loss, backward and step on one fixed batch of model inputs already on
              the device: the ceiling
   pipeline   train.train_epoch exactly as train.py runs it: shuffle, gather, per-batch input
@@ -60,6 +61,8 @@ def build_parser():
     p.add_argument("--compile", choices=["off", "on", "cudagraphs"], default="off", help="torch.compile (default: off)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True, help="(default: on)")
     p.add_argument("--batch-size", type=positive_int, help="(default: the workload's)")
+    p.add_argument("--optimizer", default="adam", help="as train.py's: a registry name or your own module:Class (default: adam)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="constructor argument of the optimizer, repeatable")
     p.add_argument("--steps", type=positive_int, default=20, help="timed steps per round and measurement (default: 20)")
     p.add_argument("--warmup", type=positive_int, default=3, help="untimed steps before each measurement (default: 3)")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds; the median is reported (default: 3)")
@@ -88,8 +91,9 @@ def measure(args):
     train.configure_backends(args.threads, True, device)
     settings = train.Settings(args.batch_size or workload.batch_size, provenance.resolve_precision(args.precision, device),
                               eval_batch_size=workload.eval_batch_size)
+    hyper = optimizers.resolve(args.optimizer, {}, optimizers.parse_opts(args.opt))    # bad names fail before loading
     data, inputs = load(args, workload, device)
-    model, opt = make_model(workload, data, device, args.channels_last)
+    model, opt = make_model(workload, data, device, args.channels_last, args.optimizer, hyper)
     step_model = train.compiled(model, args.compile)
     objective = workloads.OBJECTIVES[workload.objective]
     measure = {"compute": lambda n: time_compute(step_model, opt, objective, data, inputs, settings, n, args.warmup),
@@ -118,10 +122,10 @@ def load(args, workload, device):
     return train.load_data(workload, device, dataset, args.data_dir, args.data_root, channels_last=args.channels_last)
 
 
-def make_model(workload, data, device, channels_last):
+def make_model(workload, data, device, channels_last, optimizer="adam", hyper=None):
     torch.manual_seed(0)
     model = train.build_model(workload, data, device, channels_last=channels_last)
-    return model, optimizers.build("adam", model.parameters(), optimizers.resolve("adam", {}))
+    return model, optimizers.build(optimizer, model.parameters(), hyper or optimizers.resolve(optimizer, {}))
 
 
 def timed(device, fn):
@@ -240,7 +244,7 @@ def summarise(args, workload, settings, device, data, results, eval_sps, peak_rs
     epoch_s = {name: train_size / v for name, v in sps.items()}
     eval_s = test_size / eval_sps
     report = {
-        "workload": args.workload, "dataset": data.source, "device": provenance.describe_device(device),
+        "workload": args.workload, "optimizer": args.optimizer, "dataset": data.source, "device": provenance.describe_device(device),
         "precision": settings.precision, "compile": args.compile, "channels_last": args.channels_last,
         "batch_size": settings.batch_size, "steps": args.steps, "rounds": args.rounds, "torch": torch.__version__,
         "samples_per_s": sps, "samples_per_s_rounds": results, "eval_samples_per_s": eval_sps,
@@ -257,7 +261,7 @@ def summarise(args, workload, settings, device, data, results, eval_sps, peak_rs
 
 def print_report(r):
     d = r["device"]
-    print(f"{r['workload']} on {r['dataset']}: device {d['type']} ({d['name']}, {d['cpu']['capability']}, "
+    print(f"{r['workload']} with {r.get('optimizer', 'adam')} on {r['dataset']}: device {d['type']} ({d['name']}, {d['cpu']['capability']}, "
           f"{d['threads']} threads), {r['precision']}, compile {r['compile']}, batch {r['batch_size']}, torch {r['torch']}")
     for name in r["samples_per_s"]:
         rounds = ", ".join(f"{v:.0f}" for v in r["samples_per_s_rounds"][name])

@@ -6,8 +6,20 @@ Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015:
 Each registry entry names its constructor, its default hyperparameters and which of the
 flags --lr, --weight-decay, --betas, --eps and --no-bias-correction it accepts.
 A flag an optimizer does not accept is an error, not silently ignored.
+
+Any other torch.optim.Optimizer plugs in without editing this file, by import path
+(`package.module:ClassName`) or from a file (`path/to/file.py:ClassName`); `--opt KEY=VALUE`
+sets any constructor argument of any optimizer (values are Python literals).
 """
+import ast
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -127,17 +139,120 @@ def names():
     return list(REGISTRY)
 
 
-def resolve(name, overrides):
-    """The hyperparameters for optimizer `name`: its defaults, updated by the flags the
-    user gave (overrides maps hyperparameter -> value, None meaning 'not given')."""
-    spec = REGISTRY[name]
+def is_external(name):
+    """'module:Class' or 'file.py:Class': the user's own optimizer, not a registry name."""
+    return ":" in name
+
+
+def lookup(name):
+    """The Spec of a registry name or of the user's own optimizer; a bad name is one line."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if not is_external(name):
+        raise UserError(f"unknown optimizer {name!r} (choose from {', '.join(names())}, "
+                        "or give your own as module.path:ClassName or path/to/file.py:ClassName)")
+    cls = load_class(name)
+    return Spec(cls, constructor_defaults(cls), f"{cls.__module__}.{cls.__qualname__} (user)", "-")
+
+
+def load_class(name):
+    where, _, attr = name.rpartition(":")
+    if not where or not attr:
+        raise UserError(f"--optimizer {name!r}: give module.path:ClassName or path/to/file.py:ClassName")
+    module = import_file(where) if where.endswith(".py") else import_module(where)
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise UserError(f"--optimizer {name!r}: {where} has no {attr!r}")
+    if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
+        raise UserError(f"--optimizer {name!r}: {attr} is not a torch.optim.Optimizer subclass")
+    if "closure" in inspect.signature(cls.step).parameters and \
+            inspect.signature(cls.step).parameters["closure"].default is inspect.Parameter.empty:
+        raise UserError(f"--optimizer {name!r}: its step() requires a closure (as LBFGS); this training loop "
+                        "calls step() once per minibatch without one")
+    return cls
+
+
+def import_file(path):
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--optimizer: no file {path}")
+    module_name = "user_optimizer_" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:12]
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:            # the user's file: any error it raises is theirs, told in one line
+        raise UserError(f"--optimizer: importing {path} failed: {type(err).__name__}: {err}") from None
+    sys.modules[module_name] = module
+    return module
+
+
+def import_module(path):
+    try:
+        return importlib.import_module(path)
+    except Exception as err:
+        raise UserError(f"--optimizer: importing {path} failed: {type(err).__name__}: {err}") from None
+
+
+def constructor_defaults(cls):
+    """The keyword arguments of the constructor with their defaults (the hyperparameters)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]     # less self, params
+    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is not inspect.Parameter.empty and is_literal(p.default)}
+
+
+def is_literal(value):
+    """Values a JSON record holds and --opt can give back: numbers, strings, bools, None, tuples of them."""
+    if isinstance(value, (tuple, list)):
+        return all(is_literal(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def accepts(cls):
+    """Names the constructor takes, or None if it takes any (**kwargs)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[2:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def parse_opts(items):
+    """['betas=(0.9, 0.99)', 'foreach=False'] -> {'betas': (0.9, 0.99), 'foreach': False}."""
+    out = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UserError(f"--opt {item!r}: give KEY=VALUE, e.g. --opt betas=(0.9,0.99)")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise UserError(f"--opt {item!r}: {text!r} is not a Python literal (numbers, True, None, "
+                            "tuples; quote strings: --opt mode=\"'fast'\")") from None
+    return out
+
+
+def resolve(name, overrides, opts=None):
+    """The hyperparameters for optimizer `name`: its defaults, updated by the flags the user gave
+    (overrides maps hyperparameter -> value, None meaning 'not given'), then by --opt KEY=VALUE,
+    which may set any constructor argument."""
+    spec = lookup(name)
     given = {k: v for k, v in overrides.items() if v is not None}
-    wrong = sorted(set(given) - set(spec.defaults))
+    taken = accepts(spec.build)
+    allowed = set(spec.defaults) if name in REGISTRY else set(given) if taken is None else taken
+    wrong = sorted(set(given) - allowed)
     if wrong:
         flags = ", ".join("--" + ("no-bias-correction" if k == "bias_correction" else k.replace("_", "-")) for k in wrong)
-        raise UserError(f"{flags} does not apply to optimizer {name!r} (it takes: {', '.join(spec.defaults)})")
-    hyper = dict(spec.defaults, **given)
-    if "betas" in hyper:
+        raise UserError(f"{flags} does not apply to optimizer {name!r} (it takes: {', '.join(spec.defaults)}; "
+                        "other arguments: --opt KEY=VALUE)")
+    opts = opts or {}
+    unknown = sorted(k for k in opts if taken is not None and k not in taken or k == "params")
+    if unknown:
+        raise UserError(f"--opt {', '.join(unknown)}: {spec.build.__name__} takes no such argument "
+                        f"(it takes: {', '.join(sorted(taken or ()))})")
+    hyper = dict(spec.defaults, **given, **opts)
+    if isinstance(hyper.get("betas"), (tuple, list)):
         hyper["betas"] = tuple(hyper["betas"])
         if not all(0 <= b < 1 for b in hyper["betas"]):
             raise UserError(f"--betas must each be in [0, 1), got {hyper['betas']}")
@@ -145,14 +260,32 @@ def resolve(name, overrides):
 
 
 def build(name, params, hyper):
-    spec = REGISTRY[name]
-    return spec.build(params, **hyper, **spec.fixed)
+    spec = lookup(name)
+    try:
+        return spec.build(params, **{**spec.fixed, **hyper})
+    except (ValueError, TypeError) as err:    # e.g. torch's "Invalid learning rate", a bad --opt value
+        raise UserError(f"optimizer {name!r} refused its settings: {err}") from None
 
 
-def table():
-    """The registry as aligned text, for --list-optimizers."""
+def provenance(name):
+    """Where the optimizer's code comes from: class, source file and its sha256, package version."""
+    cls = lookup(name).build
+    file = inspect.getsourcefile(cls)
+    package = cls.__module__.split(".")[0]
+    try:
+        version = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "file": file,
+            "sha256": hashlib.sha256(Path(file).read_bytes()).hexdigest() if file else None,
+            "package": package if version else None, "version": version or (torch.__version__ if package == "torch" else None)}
+
+
+def table(extra=()):
+    """The registry (and any user optimizers named in extra) as aligned text, for --list-optimizers."""
     rows = [("name", "defaults", "paper", "what")]
-    for name, spec in REGISTRY.items():
+    for name in [*REGISTRY, *extra]:
+        spec = lookup(name)
         shown = dict(spec.defaults, **spec.fixed)
         rows.append((name, ", ".join(f"{k}={v}" for k, v in shown.items()), spec.paper, spec.describe))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -11,6 +11,7 @@ scripts import this module, never training code.
 import json
 import os
 import platform
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -41,8 +42,9 @@ SEED_GROUPED = RESUMABLE | {"seed"}
 
 
 def identity(args, ignore=EXECUTION_SETTINGS):
-    """The settings of a run (its args dict) that decide what it computes, sorted by name."""
-    return {k: v for k, v in sorted(args.items()) if k not in ignore}
+    """The settings of a run (its args dict) that decide what it computes, sorted by name. A flag
+    left unset (None) counts as absent, so records made before a flag existed keep their identity."""
+    return {k: v for k, v in sorted(args.items()) if k not in ignore and v is not None}
 
 
 def differences(old, new):
@@ -197,7 +199,13 @@ def save_checkpoint(run_dir, state, metrics):
 
 def sweep_run_dir(sweep_dir, optimizer, lr, seed):
     """Where a sweep keeps one run: the setting and the seed are in the path."""
-    return Path(sweep_dir) / optimizer / f"lr_{lr:g}" / f"seed_{seed}"
+    return Path(sweep_dir) / optimizer_folder(optimizer) / f"lr_{lr:g}" / f"seed_{seed}"
+
+
+def optimizer_folder(name):
+    """A folder name for an optimizer: a registry name as it is, the user's module:Class or
+    file.py:Class made path-safe (my_opts/lion.py:Lion -> my_opts_lion.py_Lion)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.") or "optimizer"
 
 
 def atomic_write(path, write):

@@ -120,9 +120,10 @@ def check_args(args, train_args):
     if len(set(args.seeds)) != len(args.seeds):
         raise UserError("--seeds must not repeat")
     import optimizers
-    unknown = [o for o in args.optimizers if o not in optimizers.REGISTRY]
-    if unknown:
-        raise UserError(f"unknown optimizer(s) {', '.join(unknown)} (choose from {', '.join(optimizers.names())})")
+    for opt in args.optimizers:
+        optimizers.lookup(opt)          # an unknown name, a missing file or a bad class: one line, now
+    if len({records.optimizer_folder(o) for o in args.optimizers}) != len(args.optimizers):
+        raise UserError("--optimizers: two of them would share a folder; name each once")
     import workloads
     run_args = parse_train_args(train_args)
     workload = workloads.WORKLOADS[run_args.workload]
@@ -140,8 +141,19 @@ def check_planned_runs(plan, train_args):
     import optimizers
     run_args = parse_train_args(train_args)
     for opt in plan["optimizers"]:
-        optimizers.resolve(opt, dict(lr=plan["lrs"][0], weight_decay=plan["weight_decay"], betas=run_args.betas,
-                                     eps=run_args.eps, bias_correction=False if run_args.no_bias_correction else None))
+        weight_decay = plan["weight_decay"] if weight_decay_flag(opt, plan["weight_decay"]) else None
+        optimizers.resolve(opt, dict(lr=plan["lrs"][0], weight_decay=weight_decay, betas=run_args.betas,
+                                     eps=run_args.eps, bias_correction=False if run_args.no_bias_correction else None),
+                           optimizers.parse_opts(run_args.opt))
+
+
+def weight_decay_flag(optimizer, weight_decay):
+    """['--weight-decay', value] for every optimizer that has one; a user optimizer without a
+    weight_decay argument gets none when the sweep's is 0 (a non-zero one is refused for it)."""
+    import optimizers
+    spec = optimizers.lookup(optimizer)
+    takes = "weight_decay" in spec.defaults or "weight_decay" in (optimizers.accepts(spec.build) or {"weight_decay"})
+    return ["--weight-decay", repr(weight_decay)] if takes or weight_decay else []
 
 
 def flag_key(flag):
@@ -211,7 +223,7 @@ def run_all(jobs, args, train_args, sweep_dir, command):
     todo = []
     for opt, lr, seed in jobs:
         argv = ["--optimizer", opt, "--lr", repr(lr), "--seed", str(seed), "--epochs", str(args.epochs),
-                "--weight-decay", repr(args.weight_decay), "--quiet", *threads, *train_args]
+                *weight_decay_flag(opt, args.weight_decay), "--quiet", *threads, *train_args]
         todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, lr, seed)), args.epochs, args.trust_pickles))
     try:
         if args.backend == "local" and args.jobs == 1:

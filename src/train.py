@@ -48,7 +48,12 @@ def build_parser():
     p.add_argument("--workload", choices=workloads.names(), default=workloads.DEFAULT,
                    help=f"dataset + model + loss + defaults (default: {workloads.DEFAULT}; see --list-workloads)")
     p.add_argument("--list-workloads", action="store_true", help="print the workloads and their defaults, then exit")
-    p.add_argument("--optimizer", choices=optimizers.names(), default="adam", help="optimizer (default: adam)")
+    p.add_argument("--optimizer", default="adam",
+                   help=f"{', '.join(optimizers.names())}, or your own: module.path:ClassName or "
+                        "path/to/file.py:ClassName (default: adam)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="any constructor argument of the optimizer, a Python literal; repeatable "
+                        "(e.g. --opt amsgrad=True --opt betas=(0.9,0.95))")
     p.add_argument("--list-optimizers", action="store_true", help="print the optimizers and their defaults, then exit")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: the workload's; 45 for cifar10-cnn)")
     p.add_argument("--batch-size", type=positive_int, help="minibatch size (default: the workload's; 128 for most)")
@@ -105,15 +110,17 @@ def main(argv=None, resume_hint=True):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.list_optimizers or args.list_workloads:
-        print(optimizers.table() if args.list_optimizers else workloads.table())
+        optimizers.lookup(args.optimizer)               # run.sh checks its names this way
+        extra = [args.optimizer] if optimizers.is_external(args.optimizer) else []
+        print(optimizers.table(extra) if args.list_optimizers else workloads.table())
         return EXIT_OK
     workload = workloads.WORKLOADS[args.workload]
     resolve_workload_defaults(args, workload)
-    hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload))
+    hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload), optimizers.parse_opts(args.opt))
     device = provenance.pick_device(args.device)
     settings = Settings(args.batch_size, provenance.resolve_precision(args.precision, device), quiet(args),
                         workload.eval_batch_size)
-    run_dir = Path(args.output_dir) / (args.run_name or f"{args.optimizer}_seed{args.seed}")
+    run_dir = Path(args.output_dir) / (args.run_name or f"{records.optimizer_folder(args.optimizer)}_seed{args.seed}")
     if args.resume:
         records.check_resumable(run_dir)              # a refusal creates nothing, not even the folder
     with records.held(run_dir):                       # one process per run folder
@@ -147,8 +154,12 @@ def resumable_checkpoint(run_dir, args):
     """The checkpoint that --resume continues (None for a new run); refuses what cannot be resumed."""
     if records.prepare_run_dir(run_dir, args.resume, args.overwrite) != "resume":
         return None
-    records.load_config(run_dir / records.CONFIG)
+    config = records.load_config(run_dir / records.CONFIG)
     checkpoint = records.load_checkpoint(run_dir, vars(args))
+    recorded, now = config["optimizer"].get("sha256"), optimizers.provenance(args.optimizer)["sha256"]
+    if optimizers.is_external(args.optimizer) and recorded != now:
+        raise UserError(f"cannot resume {run_dir}: the optimizer's source changed since the run started "
+                        f"(sha256 {str(recorded)[:12]} -> {str(now)[:12]}); restore it or start again with --overwrite")
     done = checkpoint["epoch"]
     if args.epochs < done:
         raise UserError(f"{run_dir} already has {done} epochs; --epochs {args.epochs} cannot undo them "
@@ -182,7 +193,9 @@ def resolve_workload_defaults(args, workload):
 
 def optimizer_overrides(args, workload):
     """The hyperparameter flags as given, with the workload's weight decay where the user gave none."""
-    weight_decay = args.weight_decay if args.weight_decay is not None else workload.weight_decay
+    weight_decay = args.weight_decay
+    if weight_decay is None and "weight_decay" in optimizers.lookup(args.optimizer).defaults:
+        weight_decay = workload.weight_decay          # a user optimizer without weight_decay gets none
     return dict(lr=args.lr, weight_decay=weight_decay, betas=args.betas, eps=args.eps,
                 bias_correction=False if args.no_bias_correction else None)
 
@@ -238,7 +251,8 @@ def make_config(args, argv, workload, hyper, settings, device, data, model, run_
         "args": vars(args),
         "workload": {"name": args.workload, "objective": workload.objective, "target": list(workload.target),
                      "paper": workload.paper},
-        "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": optimizers.REGISTRY[args.optimizer].fixed},
+        "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": optimizers.lookup(args.optimizer).fixed,
+                      **optimizers.provenance(args.optimizer)},
         "precision": {"requested": args.precision, "used": settings.precision,
                       "native_bf16": provenance.native_bf16(device)},
         "command": command_line(argv),

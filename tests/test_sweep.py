@@ -100,7 +100,7 @@ def test_a_different_plan_in_the_same_folder_is_refused(reference):
     (["--lrs", "a:b:c"], "--lrs 'a:b:c'"),
     (["--lrs", "0,1e-3"], "must be positive"),
     (["--lr", "0.1"], "--lr: set by the sweep itself"),
-    (["--optimizers", "adam", "nope"], "unknown optimizer(s) nope"),
+    (["--optimizers", "adam", "nope"], "unknown optimizer 'nope'"),
     (["--backend", "dask"], "needs --scheduler"),
     (["--precision", "fp8"], "invalid choice: 'fp8'"),
 ])

@@ -61,7 +61,7 @@ def test_the_curves_move_on_synthetic_data(train_run):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--optimizer", "adamm"], "invalid choice: 'adamm'"),
+    (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
     (["--dataset", "imagenet"], "--dataset imagenet: workload cifar10-cnn takes cifar10, synthetic"),
     (["--epochs", "0"], "--epochs: '0' is not a positive integer"),
     (["--batch-size", "-8"], "--batch-size: '-8' is not a positive integer"),
