@@ -53,11 +53,13 @@ class Data:
     source: str              # where the samples came from, for the run record
     mean: tuple = None       # per-channel statistics of the training split, in [0, 1] pixel units
     std: tuple = None
+    val_x: object = None     # the validation split held out of the training set (--val-split), or None
+    val_y: torch.Tensor = None
 
     def to(self, device):
-        move = lambda t: t.to(device, non_blocking=True)
-        return replace(self, train_x=move(self.train_x), train_y=move(self.train_y),
-                       test_x=move(self.test_x), test_y=move(self.test_y))
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
+        return replace(self, train_x=move(self.train_x), train_y=move(self.train_y), test_x=move(self.test_x),
+                       test_y=move(self.test_y), val_x=move(self.val_x), val_y=move(self.val_y))
 
     @property
     def sample_shape(self):
@@ -74,9 +76,11 @@ class DatasetSpec:
 
 # ---------------------------------------------------------------- loading
 
-def load(dataset, data_dir=None, data_root="input/data", limit_train=None, limit_val=None, synthetic=None):
-    """The chosen dataset on the CPU, optionally cut to fixed random subsets. `synthetic` makes
-    the workload's stand-in when dataset == 'synthetic' (default: CIFAR-shaped images)."""
+def load(dataset, data_dir=None, data_root="input/data", limit_train=None, limit_val=None, synthetic=None,
+         val_split=None):
+    """The chosen dataset on the CPU, optionally cut to fixed random subsets, with a validation split
+    held out of the training set. `synthetic` makes the workload's stand-in when dataset ==
+    'synthetic' (default: CIFAR-shaped images). limit_val limits the test split."""
     root = Path(data_root)
     if data_dir is not None:
         data = load_image_folder(Path(data_dir), root / "cache")
@@ -86,16 +90,34 @@ def load(dataset, data_dir=None, data_root="input/data", limit_train=None, limit
         data = DATASETS[dataset].load(root, root / "cache")
     else:
         raise UserError(f"unknown dataset {dataset!r} (choose from synthetic, {', '.join(DATASETS)})")
-    return limit(data, limit_train, limit_val)
+    return limit(data, limit_train, limit_val, val_split)
 
 
-def limit(data, limit_train, limit_val):
-    """Fixed random subsets (the same for every run seed), so short runs see every class."""
+def limit(data, limit_train, limit_val, val_split=None):
+    """Fixed random subsets (the same for every run and seed). One fixed permutation of the training
+    set: the validation split is its last n_val samples, --limit-train takes from its front, so the
+    two never overlap. A fractional split is that fraction of the training samples used (of
+    --limit-train where given); splits of different sizes are nested."""
     g = torch.Generator().manual_seed(SUBSET_SEED)
-    train_idx = torch.randperm(len(data.train_y), generator=g)[:limit_train]
+    order = torch.randperm(len(data.train_y), generator=g)
     test_idx = torch.randperm(len(data.test_y), generator=g)[:limit_val]
+    n_val = val_count(val_split, min(limit_train or len(order), len(order)), len(order))
+    pool, val_idx = order[:len(order) - n_val], order[len(order) - n_val:]
+    train_idx = pool[:limit_train]
+    held_out = dict(val_x=data.train_x[val_idx], val_y=data.train_y[val_idx]) if n_val else {}
     return replace(data, train_x=data.train_x[train_idx], train_y=data.train_y[train_idx],
-                   test_x=data.test_x[test_idx], test_y=data.test_y[test_idx])
+                   test_x=data.test_x[test_idx], test_y=data.test_y[test_idx], **held_out)
+
+
+def val_count(val_split, n_used, n_train):
+    """--val-split as a number of samples: N, or a fraction (0.1 = 10%) of the n_used training samples."""
+    if not val_split:
+        return 0
+    n = int(val_split) if val_split >= 1 else round(val_split * n_used)
+    if not 0 < n < n_train:
+        raise UserError(f"--val-split {val_split:g}: {n} of the {n_train} training samples; hold out at least "
+                        "one and keep at least one")
+    return n
 
 
 def channel_stats(images, chunk=5000):
@@ -375,7 +397,8 @@ def prepare(data, inputs, chunk=10000):
             out[s:s + chunk] = inputs(x[s:s + chunk])
         return out
     done = Inputs("none", False, inputs.channels_last)
-    return replace(data, train_x=convert(data.train_x), test_x=convert(data.test_x)), done
+    val_x = None if data.val_x is None else convert(data.val_x)
+    return replace(data, train_x=convert(data.train_x), test_x=convert(data.test_x), val_x=val_x), done
 
 
 def normalize(x_uint8, channels_last=True, mean=CIFAR10_MEAN, std=CIFAR10_STD):

@@ -158,7 +158,7 @@ def quick_args(quick, train_args):
 def run_one_sweep(s, folder, epochs, points, jobs, train_args):
     import sweep
     argv = ["--name", s.name, "--output-dir", str(folder), "--optimizers", s.optimizer, "--lrs", s.grid.spec(points),
-            "--seeds", "0", "--epochs", str(epochs), "--jobs", str(jobs), "--no-report",
+            "--seeds", "0", "--epochs", str(epochs), "--jobs", str(jobs), "--no-report", "--val-split", "0",
             "--workload", s.workload, *s.args, *train_args]
     print(f"== {folder.name}/{s.name}: {s.optimizer} on {s.workload}, lr {s.grid.spec(points)}, {epochs} epochs",
           flush=True)
@@ -364,7 +364,7 @@ def write_summary(figure, curves, epochs, path):
     with the time the paper-length figure would take at the measured speed."""
     lines = [f"# Figure {figure.number}: {figure.title}", "", f"{epochs} epochs per run (the paper: {figure.epochs}).",
              figure.notes, "",
-             "| panel | optimizer | rates tried | best lr | final train loss | final val loss | final val acc | "
+             "| panel | optimizer | rates tried | best lr | final train loss | final test loss | final test acc | "
              "diverged rates | runs | train seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in curves:
         lines.append(summary_row(c))
@@ -385,7 +385,7 @@ def summary_row(c):
     seconds = sum(s for run in c.grid.values() for s in run["seconds"][1:])
     return (f"| {c.sweep.panel} | {NAMES.get(c.sweep.optimizer, c.sweep.optimizer)} | "
             f"{', '.join(f'{lr:g}' for lr in sorted(c.grid))} | {f'{c.best_lr:g}' if m is not None else 'none'} | "
-            f"{fmt('train_loss')} | {fmt('val_loss')} | {fmt('val_acc')} | "
+            f"{fmt('train_loss')} | {fmt('test_loss')} | {fmt('test_acc')} | "
             f"{', '.join(f'{lr:g}' for lr in c.diverged) or '-'} | {len(c.grid)} | {seconds:.0f} |")
 
 

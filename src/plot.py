@@ -30,8 +30,9 @@ from cli import Parser, UserError, positive_int, run_main  # noqa: E402
 COLORS = {"adam": "tab:blue", "sgd": "tab:orange", "momentum": "tab:brown", "adagrad": "tab:green",
           "rmsprop": "tab:red", "adadelta": "tab:purple", "adamax": "tab:pink", "adamw": "tab:cyan",
           "paper-adam": "tab:olive", "paper-adamax": "tab:gray"}
-PANELS = [("train_loss", "train loss"), ("val_loss", "val loss"), ("train_acc", "train accuracy (%)"),
-          ("val_acc", "val accuracy (%)")]           # the accuracy panels only where runs have accuracy
+KINDS = (("loss", "loss"), ("acc", "accuracy (%)"))    # rows; the accuracy row only where runs have accuracy
+SPLIT_WORDS = {"train": "train", "val": "validation (held out of train)",
+               "test": "test (the tutorial's 'validation')"}
 SMOOTH = 50
 
 
@@ -68,7 +69,7 @@ def load_runs(paths, trust_pickles=False):
         raise UserError(f"no runs (folders with {records.METRICS_JSON} or {records.METRICS}) under {', '.join(map(str, paths))}")
     runs = [(d, *records.load_run(d, trust_pickles)) for d in dirs]
     for d, _, metrics in runs:
-        missing = [key for key in ("epoch", "train_loss", "val_loss", "iter_loss") if key not in metrics]
+        missing = [key for key in ("epoch", "train_loss", "test_loss", "iter_loss") if key not in metrics]
         if missing:
             raise UserError(f"{d}: its record has no {', '.join(missing)}; is it a run of this repository?")
     return runs
@@ -151,10 +152,10 @@ def notes(groups):
 
 def plot_epochs(groups, path, log_y):
     styles = linestyles(groups)
-    panels = [(key, title) for key, title in PANELS if any(key in m for runs in groups.values() for m in runs)]
-    rows = len(panels) // 2
-    fig, axes = plt.subplots(rows, 2, figsize=(11, 4 * rows), sharex=True, squeeze=False)
-    for ax, (key, title) in zip(axes.flat, panels):
+    grid = panels(groups)
+    fig, axes = plt.subplots(len(grid), len(grid[0]), figsize=(5.5 * len(grid[0]), 4 * len(grid)), sharex=True,
+                             squeeze=False)
+    for ax, (key, title) in zip(axes.flat, [panel for row in grid for panel in row]):
         for label, runs in groups.items():
             if not all(key in m for m in runs):
                 continue
@@ -169,6 +170,14 @@ def plot_epochs(groups, path, log_y):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0, 0].legend()
     return save(fig, path)
+
+
+def panels(groups):
+    """Rows of (key, title): a row per kind (loss, accuracy), a column per split some run has."""
+    present = {key for runs in groups.values() for m in runs for key in m}
+    splits = [s for s in records.SPLITS if f"{s}_loss" in present]
+    return [[(f"{s}_{kind}", f"{SPLIT_WORDS[s]} {words}") for s in splits]
+            for kind, words in KINDS if all(f"{s}_{kind}" in present for s in splits)]
 
 
 def plot_iterations(groups, path, window, log_y):

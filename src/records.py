@@ -59,26 +59,37 @@ def new_run_id():
     return uuid.uuid4().hex
 
 
-def new_metrics(iters_per_epoch, has_accuracy=True, run_id=None):
+# The splits a record can hold. "val" is only ever a split held out of the training set
+# (--val-split); the test split is "test", also where the tutorial calls it "validation".
+SPLITS = ("train", "val", "test")
+
+
+def new_metrics(iters_per_epoch, has_accuracy=True, run_id=None, has_val=False):
     """Per-epoch lists (epoch 0 = before training), every minibatch loss, and the run's status."""
-    keys = ["epoch", "train_loss", "val_loss", "seconds", "lr"]
-    if has_accuracy:
-        keys[2:2] = ["train_acc"]
-        keys[4:4] = ["val_acc"]
+    splits = [s for s in SPLITS if s != "val" or has_val]
+    keys = ["epoch", *(f"{s}_loss" for s in splits), *(f"{s}_acc" for s in splits if has_accuracy), "seconds", "lr"]
     return {**{k: [] for k in keys}, "iter_loss": [], "iters_per_epoch": iters_per_epoch,
             "status": "running", "diverged": None, "run_id": run_id}
 
 
-def record_point(metrics, epoch, train, val, seconds, lr):
-    """train and val are (loss, accuracy or None); epoch 0's train figures come from an evaluation."""
+def record_point(metrics, epoch, points, seconds, lr):
+    """points: {split: (loss, accuracy or None)}; epoch 0's train figures come from an evaluation."""
     metrics["epoch"].append(epoch)
-    metrics["train_loss"].append(train[0])
-    metrics["val_loss"].append(val[0])
-    if "train_acc" in metrics:
-        metrics["train_acc"].append(train[1])
-        metrics["val_acc"].append(val[1])
+    for split, (loss, acc) in points.items():
+        metrics[f"{split}_loss"].append(loss)
+        if f"{split}_acc" in metrics:
+            metrics[f"{split}_acc"].append(acc)
     metrics["seconds"].append(seconds)
     metrics["lr"].append(lr)
+
+
+def upgrade(metrics):
+    """Records made before the validation split existed called the test split "val": name it "test"."""
+    if "test_loss" not in metrics and "val_loss" in metrics:
+        for kind in ("loss", "acc"):
+            if f"val_{kind}" in metrics:
+                metrics[f"test_{kind}"] = metrics.pop(f"val_{kind}")
+    return metrics
 
 
 # ---------------------------------------------------------------- run folders and checkpoints
@@ -262,7 +273,7 @@ def load_metrics(run_dir, trust_pickles=False):
         raise UserError(f"{run_dir / METRICS_JSON} is missing: is {run_dir} a run directory?")
     if not isinstance(metrics, dict) or "epoch" not in metrics:
         raise UserError(f"{run_dir}: its metrics are not a record of this repository")
-    return metrics
+    return upgrade(metrics)
 
 
 def load_config(path):

@@ -50,7 +50,7 @@ def main(argv=None):
     best = {opt: ms for opt, ms in best.items() if ms}
     if not best:
         raise UserError(f"{sweep_dir}: no finished runs at a chosen learning rate yet")
-    target = workload_target(sweep_dir, plan, args.target)
+    target = on_recorded_split(workload_target(sweep_dir, plan, args.target), [m for ms in best.values() for m in ms])
     rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
     write_tables(rows, plan, sweep_dir, target)
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
@@ -84,6 +84,15 @@ def workload_target(sweep_dir, plan, value):
     return metric, default if value is None else value
 
 
+def on_recorded_split(target, runs):
+    """A workload's target names the validation split; without one (--val-split 0) it is read on
+    the test split, and the tables say so."""
+    metric, value = target
+    if metric.startswith("val_") and not all(metric in m for m in runs):
+        metric = "test_" + metric[len("val_"):]
+    return metric, value
+
+
 def mean_std(values):
     values = [v for v in values if np.isfinite(v)]
     if not values:
@@ -104,9 +113,10 @@ def table_row(opt, plan, runs, target):
     seconds = [s for m in runs for s in m["seconds"][1:]]
     last = lambda key: [m[key][-1] for m in finished]
     row = {"optimizer": opt, "best_lr": plan["best_lr"][opt], "weight_decay": plan["weight_decay"],
-           "final_train_loss": mean_std(last("train_loss")), "final_val_loss": mean_std(last("val_loss"))}
-    if all("val_acc" in m for m in finished):
-        row["final_val_acc"] = mean_std(last("val_acc"))
+           "final_train_loss": mean_std(last("train_loss"))}
+    for key in (f"{split}_{kind}" for split in ("val", "test") for kind in ("loss", "acc")):
+        if all(key in m for m in runs):
+            row[f"final_{key}"] = mean_std(last(key))
     return {**row,
             "epochs_to_target": (f"{statistics.mean(reached):.3g} ({len(reached)}/{len(finished)} seeds)"
                                  if reached else f"not reached (0/{len(finished)})"),
@@ -115,15 +125,17 @@ def table_row(opt, plan, runs, target):
 
 
 def write_tables(rows, plan, sweep_dir, target):
+    header = list(dict.fromkeys(key for row in rows for key in row))     # every row's columns, in order
+    rows = [{key: row.get(key, "n/a") for key in header} for row in rows]
+
     def write_csv(tmp):
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(f, fieldnames=header)
             writer.writeheader()
             writer.writerows(rows)
     records.atomic_write(sweep_dir / "results.csv", write_csv)
-    header = list(rows[0])
     lines = [f"# Sweep {plan['name']}", "",
-             f"Selection: {plan['select']} of seed {plan['seeds'][0]} over lr {plan['lrs']}; "
+             f"Validation: {split_words(plan)}. Selection: {plan['select']} of seed {plan['seeds'][0]} over lr {plan['lrs']}; "
              f"weight decay {plan['weight_decay']} for every optimizer; {plan['epochs']} epochs; "
              f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -131,9 +143,17 @@ def write_tables(rows, plan, sweep_dir, target):
     records.atomic_write(sweep_dir / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
+def split_words(plan):
+    if plan.get("val_split"):
+        return (f"{plan['val_split']:g} {'of the training set' if plan['val_split'] < 1 else 'training samples'} "
+                "held out (val); the test split is only reported, never selected on")
+    return "no split held out; the test split is only reported (the tutorial calls it 'validation')"
+
+
 def target_words(target):
     metric, value = target
-    return f"{value:g}% val accuracy" if metric.endswith("acc") else f"{metric.replace('_', ' ')} {value:g}"
+    split = "val" if metric.startswith("val_") else "test"
+    return f"{value:g}% {split} accuracy" if metric.endswith("acc") else f"{metric.replace('_', ' ')} {value:g}"
 
 
 def plot_sensitivity(runs, plan, path):

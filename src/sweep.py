@@ -30,7 +30,9 @@ from cli import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_ne
 
 SRC = str(Path(__file__).resolve().parent)
 # The train.py settings a sweep sets for every run: its axes, and where and how each record is kept.
-SWEEP_SETS = {"optimizer", "lr", "seed", "epochs", "weight_decay", "output_dir", "run_name", "resume", "overwrite"}
+SWEEP_SETS = {"optimizer", "lr", "seed", "epochs", "weight_decay", "val_split", "output_dir", "run_name", "resume",
+              "overwrite"}
+VAL_SPLIT = 0.1                  # held out of the training set by default: picks never see the test split
 # Entries of sweep.json that are bookkeeping, not the plan: a re-run may change them.
 BOOKKEEPING = {"name", "command", "created", "updated", "best_lr"}
 
@@ -45,7 +47,10 @@ def build_parser():
                    help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
     p.add_argument("--epochs", type=positive_int, help="epochs of every run (default: the workload's, 45 for cifar10-cnn)")
     p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
-                   help="final train loss (the paper's choice) or best val accuracy (default: train_loss)")
+                   help="final train loss (the paper's choice) or best validation accuracy (default: train_loss)")
+    p.add_argument("--val-split", type=non_negative_float, default=VAL_SPLIT,
+                   help="validation split every run holds out of its training set: a fraction or N samples; "
+                        f"0 = none (the paper's full training set; then --select val_acc is refused) (default: {VAL_SPLIT})")
     p.add_argument("--weight-decay", type=non_negative_float,
                    help="one weight decay for every optimizer, named in the results; adamw decouples it "
                         "(default: the workload's L2 if it has one, else 0)")
@@ -130,6 +135,9 @@ def check_args(args, train_args):
     args.epochs = args.epochs or workload.epochs
     if args.weight_decay is None:
         args.weight_decay = workload.weight_decay or 0.0
+    if args.select == "val_acc" and not args.val_split:
+        raise UserError("--select val_acc with --val-split 0 would select on the test split; hold out a "
+                        f"validation split (--val-split {VAL_SPLIT}) or select on train_loss")
     if args.select == "val_acc" and not workload.has_accuracy:
         raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
     return workload
@@ -183,6 +191,7 @@ def parse_lrs(text):
 def make_plan(args, train_args, argv):
     return {"name": args.name, "optimizers": args.optimizers, "lrs": parse_lrs(args.lrs), "seeds": args.seeds,
             "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
+            "val_split": args.val_split or None,
             "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
 
 
@@ -223,7 +232,8 @@ def run_all(jobs, args, train_args, sweep_dir, command):
     todo = []
     for opt, lr, seed in jobs:
         argv = ["--optimizer", opt, "--lr", repr(lr), "--seed", str(seed), "--epochs", str(args.epochs),
-                *weight_decay_flag(opt, args.weight_decay), "--quiet", *threads, *train_args]
+                *weight_decay_flag(opt, args.weight_decay), *(["--val-split", repr(args.val_split)] if args.val_split else []),
+                "--quiet", *threads, *train_args]
         todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, lr, seed)), args.epochs, args.trust_pickles))
     try:
         if args.backend == "local" and args.jobs == 1:

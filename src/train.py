@@ -74,7 +74,11 @@ def build_parser():
     p.add_argument("--data-root", default=str(REPO / "input" / "data"),
                    help="where downloaded archives and decoded caches live (default: input/data)")
     p.add_argument("--limit-train", type=positive_int, help="use a fixed random subset of N training samples (default: all)")
-    p.add_argument("--limit-val", type=positive_int, help="use a fixed random subset of N test samples (default: all)")
+    p.add_argument("--limit-test", "--limit-val", dest="limit_val", type=positive_int,
+                   help="use a fixed random subset of N test samples (default: all; --limit-val is the old name)")
+    p.add_argument("--val-split", type=non_negative_float,
+                   help="hold out a validation split of the training set: N samples, or a fraction (0.1 = 10%%); "
+                        "the same samples for every run and seed; 0 = none (default: none)")
     p.add_argument("--dropout", help="where dropout goes, per model (default: the model's; adam-cnn: tutorial|paper|none)")
     p.add_argument("--dropout-rate", type=float, default=DROPOUT_RATE, help=f"dropout probability (default: {DROPOUT_RATE})")
     p.add_argument("--preprocess", choices=workloads.PREPROCESS, default="standardize",
@@ -128,7 +132,7 @@ def main(argv=None, resume_hint=True):
         if checkpoint is not None and checkpoint["epoch"] >= args.epochs:
             return already_done(run_dir, checkpoint["metrics"])
         data, inputs = load_data(workload, device, args.dataset, args.data_dir, args.data_root, args.limit_train,
-                                 args.limit_val, args.preprocess, args.channels_last, args.zca_eps)
+                                 args.limit_val, args.preprocess, args.channels_last, args.zca_eps, args.val_split)
         if args.batch_size > len(data.train_y):
             raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
         configure_backends(args.threads, args.tf32, device)
@@ -177,6 +181,9 @@ def resolve_workload_defaults(args, workload):
     args.lr_schedule = args.lr_schedule or workload.lr_schedule
     args.dataset = args.dataset or workload.dataset
     args.dropout = args.dropout or spec.dropouts[0]
+    args.val_split = args.val_split or None           # 0 = no split = the flag not given (one identity)
+    if args.val_split and args.val_split > 1 and args.val_split != int(args.val_split):
+        raise UserError(f"--val-split {args.val_split:g}: give a whole number of samples or a fraction below 1")
     if args.dropout not in spec.dropouts:
         raise UserError(f"--dropout {args.dropout}: workload {args.workload} (model {workload.model}) "
                         f"takes {', '.join(spec.dropouts)}")
@@ -201,10 +208,10 @@ def optimizer_overrides(args, workload):
 
 
 def load_data(workload, device, dataset=None, data_dir=None, data_root=REPO / "input" / "data", limit_train=None,
-              limit_val=None, preprocess="standardize", channels_last=True, zca_eps=datasets.ZCA_EPS):
+              limit_val=None, preprocess="standardize", channels_last=True, zca_eps=datasets.ZCA_EPS, val_split=None):
     """The run's data on the device, and the Inputs that turn its samples into model inputs."""
     data = datasets.load(dataset or workload.dataset, data_dir, data_root, limit_train, limit_val,
-                         synthetic=workload.synthetic)
+                         synthetic=workload.synthetic, val_split=val_split)
     data = data.to(device)
     scale = "zca" if preprocess == "zca" else workload.scale
     inputs = datasets.make_inputs(data, scale, workload.augment, channels_last and is_conv(workload), zca_eps)
@@ -259,7 +266,9 @@ def make_config(args, argv, workload, hyper, settings, device, data, model, run_
         "argv": argv,
         "versions": provenance.versions(),
         "device": provenance.describe_device(device),
-        "data": {"source": data.source, "train_size": len(data.train_y), "val_size": len(data.test_y),
+        "data": {"source": data.source, "train_size": len(data.train_y), "test_size": len(data.test_y),
+                 "val_size": 0 if data.val_y is None else len(data.val_y),
+                 "val": "held out of the training set (--val-split)" if data.val_y is not None else "none",
                  "classes": data.classes, "sample_shape": list(data.sample_shape), "mean": data.mean, "std": data.std,
                  "preprocess": args.preprocess},
         "model": {"name": workload.model, "parameters": models.count_parameters(model), "dropout": args.dropout},
@@ -334,7 +343,7 @@ def train(run, hyper, device, config, checkpoint):
     generator = torch.Generator().manual_seed(args.seed)    # data order and augmentation
     if checkpoint is None:
         steps = datasets.batches_per_epoch(len(run.data.train_y), args.batch_size)
-        metrics = records.new_metrics(steps, run.workload.has_accuracy, config["run_id"])
+        metrics = records.new_metrics(steps, run.workload.has_accuracy, config["run_id"], run.data.val_y is not None)
     else:
         metrics = restore(checkpoint, run.model, optimizer, schedule, generator, device)
     step_model = compiled(run.model, args.compile)
@@ -343,7 +352,7 @@ def train(run, hyper, device, config, checkpoint):
     records.save_json(config, run.run_dir / records.CONFIG)
     if not metrics["epoch"]:
         train_point = evaluate(run.model, run.objective, run.data.train_x, run.data.train_y, run.inputs, run.settings)
-        records.record_point(metrics, 0, train_point, evaluate_val(run), 0.0, current_lr(optimizer))
+        records.record_point(metrics, 0, evaluate_splits(run, train_point), 0.0, current_lr(optimizer))
         save(run, optimizer, schedule, generator, metrics, device)
         records.discard_replaced(run.run_dir)            # the overwritten record, kept aside until now
         print(summary(metrics, args))
@@ -359,7 +368,7 @@ def train(run, hyper, device, config, checkpoint):
             if stop.signum is not None:
                 return interrupted(metrics, run.run_dir, stop.signum, run.resume_hint)
             seconds = elapsed(start, device)
-            records.record_point(metrics, epoch, train_point, evaluate_val(run), seconds, current_lr(optimizer))
+            records.record_point(metrics, epoch, evaluate_splits(run, train_point), seconds, current_lr(optimizer))
             schedule.step()
             save(run, optimizer, schedule, generator, metrics, device)
             print(summary(metrics, args))
@@ -441,8 +450,14 @@ def evaluate(model, objective, x, y, inputs, settings):
     return loss_sum.item() / len(y), workloads.accuracy(outputs, labels)
 
 
-def evaluate_val(run):
-    return evaluate(run.model, run.objective, run.data.test_x, run.data.test_y, run.inputs, run.settings)
+def evaluate_splits(run, train_point):
+    """{split: (loss, accuracy)}: the epoch's training figures, the validation split (if held out)
+    and the test split. Nothing selects on the test split; it is recorded to be reported."""
+    data, points = run.data, {"train": train_point}
+    if data.val_y is not None:
+        points["val"] = evaluate(run.model, run.objective, data.val_x, data.val_y, run.inputs, run.settings)
+    points["test"] = evaluate(run.model, run.objective, data.test_x, data.test_y, run.inputs, run.settings)
+    return points
 
 
 def current_lr(optimizer):
@@ -464,8 +479,8 @@ def quiet(args):
 def summary(metrics, args):
     m = {k: v[-1] for k, v in metrics.items() if isinstance(v, list) and v}
     acc = lambda split: f" acc {m[split + '_acc']:5.2f}%" if split + "_acc" in m else ""
-    return (f"{args.optimizer} epoch {m['epoch']:>3}/{args.epochs}  train loss {m['train_loss']:.4f}{acc('train')}  "
-            f"val loss {m['val_loss']:.4f}{acc('val')}  {m['seconds']:.1f}s")
+    splits = "  ".join(f"{s} loss {m[s + '_loss']:.4f}{acc(s)}" for s in records.SPLITS if s + "_loss" in m)
+    return f"{args.optimizer} epoch {m['epoch']:>3}/{args.epochs}  {splits}  {m['seconds']:.1f}s"
 
 
 def save(run, optimizer, schedule, generator, metrics, device):
@@ -485,7 +500,7 @@ def restore(checkpoint, model, optimizer, schedule, generator, device):
     generator.set_state(checkpoint["rng"]["data"])
     if checkpoint["rng"]["cuda"] is not None and device.type == "cuda":
         torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
-    metrics = checkpoint["metrics"]
+    metrics = records.upgrade(checkpoint["metrics"])
     metrics["status"] = "running"
     print(f"resuming from epoch {metrics['epoch'][-1]}")
     return metrics

@@ -29,7 +29,7 @@ def test_plot_groups_seeds_into_a_band(train_run, tmp_path):
         train_run("--seed", seed, name=f"adam_seed{seed}", epochs=1)
     groups = plot.group_runs(plot.load_runs([tmp_path / "out"]))
     assert list(groups) == ["adam"] and len(groups["adam"]) == 2
-    epochs, mean, low, high = plot.stack(groups["adam"], "val_loss")
+    epochs, mean, low, high = plot.stack(groups["adam"], "test_loss")
     assert list(epochs) == [0, 1] and (low <= mean).all() and (mean <= high).all() and (low < high).any()
 
 

@@ -14,7 +14,7 @@ def test_two_epoch_run_writes_a_complete_record(train_run):
     config = json.loads((run_dir / "config.json").read_text())
     metrics = joblib.load(run_dir / "metrics.pkl")
     assert metrics["epoch"] == [0, 1, 2] and metrics["status"] == "complete"
-    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "lr"):
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "lr"):
         assert len(metrics[key]) == 3, key
     assert metrics["lr"] == [1e-3] * 3
     assert len(metrics["iter_loss"]) == 2 * metrics["iters_per_epoch"] == 2 * 4   # 256 / 64
@@ -56,7 +56,7 @@ def test_sgd_is_nesterov_without_weight_decay(train_run):
 def test_the_curves_move_on_synthetic_data(train_run):
     code, run_dir = train_run("--limit-train", "1000", epochs=3)
     m = joblib.load(run_dir / "metrics.pkl")
-    assert m["val_acc"][-1] > m["val_acc"][0] + 15
+    assert m["test_acc"][-1] > m["test_acc"][0] + 15
     assert m["train_loss"][-1] < m["train_loss"][1]
 
 

@@ -63,13 +63,13 @@ def test_every_workload_trains_on_its_synthetic_stand_in(tmp_path, workload):
     if workload != "cifar10-resnet18":
         assert config["args"]["batch_size"] == w.batch_size
     if w.has_accuracy:
-        assert len(metrics["train_acc"]) == len(metrics["val_acc"]) == 2
-        assert all(0 <= a <= 100 for a in metrics["val_acc"])
+        assert len(metrics["train_acc"]) == len(metrics["test_acc"]) == 2
+        assert all(0 <= a <= 100 for a in metrics["test_acc"])
     else:
-        assert "train_acc" not in metrics and "val_acc" not in metrics
+        assert "train_acc" not in metrics and "test_acc" not in metrics
         # the negative ELBO in nats: 784 Bernoulli pixels at ~0.69 nats each before training
-        assert 200 < metrics["val_loss"][0] < 1000 and 200 < metrics["train_loss"][0] < 1000, metrics
-        assert all(loss > 0 for loss in metrics["train_loss"] + metrics["val_loss"])
+        assert 200 < metrics["test_loss"][0] < 1000 and 200 < metrics["train_loss"][0] < 1000, metrics
+        assert all(loss > 0 for loss in metrics["train_loss"] + metrics["test_loss"])
 
 
 def test_workload_defaults_and_weight_decay_land_in_the_record(tmp_path):
@@ -97,7 +97,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path, workload):
     assert [code for code, _ in runs] == [0, 0, 0]
     a, b, c = (read(run_dir)[1] for _, run_dir in runs)
     assert comparable(a) == comparable(b)
-    assert a["iter_loss"] != c["iter_loss"] and a["val_loss"][1] != c["val_loss"][1]
+    assert a["iter_loss"] != c["iter_loss"] and a["test_loss"][1] != c["test_loss"][1]
 
 
 def test_inv_sqrt_schedule_records_lr_over_sqrt_epoch(train_run):
@@ -150,7 +150,7 @@ def test_bf16_run_warns_once_here_and_records_the_precision(tmp_path):
     assert len(warnings) == (0 if native else 1), proc.stderr
     config, metrics = read(tmp_path / "bf16")
     assert config["precision"] == {"requested": "bf16", "used": "bf16", "native_bf16": native}
-    assert metrics["epoch"] == [0, 1] and all(math.isfinite(v) for v in metrics["train_loss"] + metrics["val_loss"])
+    assert metrics["epoch"] == [0, 1] and all(math.isfinite(v) for v in metrics["train_loss"] + metrics["test_loss"])
     cpu = config["device"]["cpu"]
     assert cpu["capability"] == torch.backends.cpu.get_cpu_capability() and cpu["flags"] == provenance.cpu_flags()
 
