@@ -261,10 +261,21 @@ def draw_epoch_panels(figure, curves, epochs, path, log_y):
         ax.set(title=title, xlabel="epochs (iterations over the training set)", ylabel="training cost (NLL)")
         if log_y:
             ax.set_yscale("log")
+        else:
+            zoom_past_first_epoch(ax, members)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     suptitle(fig, figure, curves, epochs)
     return plot.save(fig, path)
+
+
+def zoom_past_first_epoch(ax, curves):
+    """A linear axis spans the curves from epoch 2 on, as the paper's: one optimizer's high first
+    epoch would otherwise flatten every other curve (its line leaves the top of the panel)."""
+    values = [v for c in curves if c.best is not None for v in c.best["train_loss"][2:] if math.isfinite(v)]
+    if values:
+        low, high = min(values), max(values)
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
 
 
 def draw_best(ax, c, key, linestyle="-", label=None):
@@ -371,7 +382,7 @@ def write_summary(figure, curves, epochs, path):
     seconds = [s for c in curves for m in c.grid.values() for s in m["seconds"][1:]]
     runs = sum(c.sweep.grid.n for c in curves)
     if seconds:
-        lines += ["", f"Measured: {sum(seconds) / 60:.1f} min of training for {sum(len(c.grid) for c in curves)} runs "
+        lines += ["", f"Measured: {sum(seconds) / 60:.1f} min of training (summed over runs) for {sum(len(c.grid) for c in curves)} runs "
                       f"(median {statistics.median(seconds):.3g} s per epoch). At that speed the paper-length figure "
                       f"({runs} runs of {figure.epochs} epochs, without early stops) would take about "
                       f"{runs * figure.epochs * statistics.median(seconds) / 3600:.1f} h on this device.",
@@ -393,7 +404,7 @@ def device_words(curves):
     device = next(c.config for c in curves if c.config).get("device", {})
     cpu = device.get("cpu", {})
     return (f"{device.get('type')} {device.get('name')} (CPU capability {cpu.get('capability')}), "
-            f"{device.get('threads')} threads per run")
+            f"threads per run: {device.get('threads')}")
 
 if __name__ == "__main__":
     sys.exit(run_main(main))
