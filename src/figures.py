@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 
 import plot
@@ -260,7 +261,7 @@ def draw_epoch_panels(figure, curves, epochs, path, log_y):
             draw_best(ax, c, "train_loss")
         ax.set(title=title, xlabel="epochs (iterations over the training set)", ylabel="training cost (NLL)")
         if log_y:
-            ax.set_yscale("log")
+            plain_log_ticks(ax)
         else:
             zoom_past_first_epoch(ax, members)
         ax.grid(alpha=0.3, which="both")
@@ -276,6 +277,13 @@ def zoom_past_first_epoch(ax, curves):
     if values:
         low, high = min(values), max(values)
         ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+
+
+def plain_log_ticks(ax):
+    """Log y with ticks written 120, 150, 200 rather than 1.2x10^2."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def draw_best(ax, c, key, linestyle="-", label=None):
@@ -310,7 +318,8 @@ def draw_fig3(figure, curves, epochs, path):
             left.plot(np.arange(window, len(losses) + 1) / per_epoch, plot.moving_average(losses, window),
                       color=plot.color(c.sweep.optimizer), linestyle=style, label=label)
     left.set(title="first 3 epochs (minibatch cost, moving average)", xlabel="epochs", ylabel="training cost")
-    right.set(title="every epoch", xlabel="epochs", ylabel="training cost", yscale="log")
+    right.set(title="every epoch", xlabel="epochs", ylabel="training cost")
+    plain_log_ticks(right)
     for ax in (left, right):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
@@ -336,7 +345,7 @@ def draw_fig4(figure, curves, epochs, path):
                 draw_fig4_line(ax, c, epoch)
             b1, b2 = title.split(",")
             ax.set_title(f"β1={b1}, β2={b2}, after {epoch} epoch{'s' if epoch > 1 else ''}", fontsize=8)
-            ax.set_yscale("log")
+            plain_log_ticks(ax)
             ax.grid(alpha=0.3, which="both")
             ax.set_xlabel("log10(lr)")
             if col == 0:
@@ -375,8 +384,8 @@ def write_summary(figure, curves, epochs, path):
     with the time the paper-length figure would take at the measured speed."""
     lines = [f"# Figure {figure.number}: {figure.title}", "", f"{epochs} epochs per run (the paper: {figure.epochs}).",
              figure.notes, "",
-             "| panel | optimizer | rates tried | best lr | final train loss | final test loss | final test acc | "
-             "diverged rates | runs | train seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| panel | optimizer | flags | rates tried | best lr | final train loss | final test loss | final test acc | "
+             "diverged rates | runs | train seconds |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in curves:
         lines.append(summary_row(c))
     seconds = [s for c in curves for m in c.grid.values() for s in m["seconds"][1:]]
@@ -394,7 +403,7 @@ def summary_row(c):
     m = c.best
     fmt = lambda key: f"{m[key][-1]:.4g}" if m is not None and key in m else "n/a"
     seconds = sum(s for run in c.grid.values() for s in run["seconds"][1:])
-    return (f"| {c.sweep.panel} | {NAMES.get(c.sweep.optimizer, c.sweep.optimizer)} | "
+    return (f"| {c.sweep.panel} | {NAMES.get(c.sweep.optimizer, c.sweep.optimizer)} | {' '.join(c.sweep.args) or '-'} | "
             f"{', '.join(f'{lr:g}' for lr in sorted(c.grid))} | {f'{c.best_lr:g}' if m is not None else 'none'} | "
             f"{fmt('train_loss')} | {fmt('test_loss')} | {fmt('test_acc')} | "
             f"{', '.join(f'{lr:g}' for lr in c.diverged) or '-'} | {len(c.grid)} | {seconds:.0f} |")

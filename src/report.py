@@ -14,6 +14,7 @@ Writes into the sweep folder:
                               the layout of the paper's Figure 3
 """
 import csv
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def main(argv=None):
         raise UserError(f"{sweep_dir}: no finished runs at a chosen learning rate yet")
     target = on_recorded_split(workload_target(sweep_dir, plan, args.target), [m for ms in best.values() for m in ms])
     rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
-    write_tables(rows, plan, sweep_dir, target)
+    write_tables(rows, plan, sweep_dir, target, comparisons(runs, plan))
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
     for note in plot.notes(groups):
         print(f"note: {note}")
@@ -60,6 +61,7 @@ def main(argv=None):
     plot.plot_iterations(groups, sweep_dir / "iterations.png", args.smooth, log_y=True)
     plot_sensitivity(runs, plan, sweep_dir / "lr_sensitivity.png")
     plot_figure3(groups, sweep_dir / "figure3.png", args.smooth)
+    plot_tuning_curves(runs, plan, sweep_dir / "tuning_curves.png")
     print((sweep_dir / "results.md").read_text())
     return 0
 
@@ -124,7 +126,26 @@ def table_row(opt, plan, runs, target):
             "seeds": len(runs), "diverged": len(runs) - len(finished)}
 
 
-def write_tables(rows, plan, sweep_dir, target):
+# What the verdicts compare: (metric, words, higher is better, unit), where the runs have it.
+COMPARED = [("val_acc", "final validation accuracy", True, " points"), ("test_acc", "final test accuracy", True, " points"),
+            ("train_loss", "final training loss", False, "")]
+
+
+def comparisons(runs, plan):
+    """Every pair of optimizers at their picks, per metric, on the seeds both finished: paired t
+    intervals and one sentence each. Selection is over; the test split may now be reported."""
+    import stats
+    lines = []
+    for key, words, higher, unit in COMPARED:
+        results = {opt: {seed: m[key][-1] for (o, lr, seed), m in runs.items()
+                         if o == opt and lr == plan["best_lr"].get(opt) and m["status"] == "complete" and key in m}
+                   for opt in plan["optimizers"]}
+        results = {opt: r for opt, r in results.items() if r}
+        lines += [f"- {sentence}" for _, _, _, sentence in stats.pairwise(results, words, higher, unit)]
+    return lines
+
+
+def write_tables(rows, plan, sweep_dir, target, verdicts=()):
     header = list(dict.fromkeys(key for row in rows for key in row))     # every row's columns, in order
     rows = [{key: row.get(key, "n/a") for key in header} for row in rows]
 
@@ -140,6 +161,8 @@ def write_tables(rows, plan, sweep_dir, target):
              f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    if verdicts:
+        lines += ["", f"## Verdicts: paired differences at the picks ({stats_words()})", "", *verdicts]
     records.atomic_write(sweep_dir / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
@@ -148,6 +171,42 @@ def split_words(plan):
         return (f"{plan['val_split']:g} {'of the training set' if plan['val_split'] < 1 else 'training samples'} "
                 "held out (val); the test split is only reported, never selected on")
     return "no split held out; the test split is only reported (the tutorial calls it 'validation')"
+
+
+def stats_words():
+    import stats
+    return (f"{stats.CONFIDENCE:.0%} paired t intervals over the seeds both optimizers finished; the same seed "
+            "means the same initialisation and data order")
+
+
+def plot_tuning_curves(runs, plan, path):
+    """Expected best result after k trials of the grid (Dodge et al., 2019), k = 1..grid size: does
+    the ranking depend on how much tuning each optimizer gets? Diverged trials count as the worst."""
+    import stats
+    select = plan["select"]
+    higher = select != "train_loss"
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for opt in plan["optimizers"]:
+        trials = [m for (o, lr, seed), m in runs.items() if o == opt and seed == plan["seeds"][0]]
+        values = [final_metric_value(m, select) for m in trials]
+        if values:
+            curve = stats.tuning_curve(values, higher)
+            ax.plot(range(1, len(curve) + 1), curve, marker="o", color=plot.color(opt), label=opt)
+    ax.set_xlabel("learning-rate trials (drawn at random from the grid)")
+    ax.set_ylabel(f"expected best {'validation accuracy (%)' if higher else 'final train loss'}")
+    if not higher:
+        ax.set_yscale("log")
+    ax.set_title(f"tuning curves, seed {plan['seeds'][0]}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return plot.save(fig, path)
+
+
+def final_metric_value(metrics, select):
+    """The selection metric of one trial; a diverged one is the worst there is."""
+    if metrics["status"] == "diverged":
+        return -math.inf if select != "train_loss" else math.inf
+    return max(metrics["val_acc"]) if select == "val_acc" else metrics["train_loss"][-1]
 
 
 def target_words(target):
