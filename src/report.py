@@ -14,7 +14,6 @@ Writes into the sweep folder:
                               the layout of the paper's Figure 3
 """
 import csv
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -183,30 +182,24 @@ def plot_tuning_curves(runs, plan, path):
     """Expected best result after k trials of the grid (Dodge et al., 2019), k = 1..grid size: does
     the ranking depend on how much tuning each optimizer gets? Diverged trials count as the worst."""
     import stats
+    import sweep
     select = plan["select"]
-    higher = select != "train_loss"
+    sign = -1 if select == "val_acc" else 1          # sweep.final_metric is lower-is-better: -best val acc
     fig, ax = plt.subplots(figsize=(7, 5))
     for opt in plan["optimizers"]:
-        trials = [m for (o, lr, seed), m in runs.items() if o == opt and seed == plan["seeds"][0]]
-        values = [final_metric_value(m, select) for m in trials]
+        values = [sweep.final_metric(m, select) for (o, lr, seed), m in runs.items()
+                  if o == opt and seed == plan["seeds"][0]]
         if values:
-            curve = stats.tuning_curve(values, higher)
+            curve = [sign * v for v in stats.tuning_curve(values, higher_is_better=False)]
             ax.plot(range(1, len(curve) + 1), curve, marker="o", color=plot.color(opt), label=opt)
     ax.set_xlabel("learning-rate trials (drawn at random from the grid)")
-    ax.set_ylabel(f"expected best {'validation accuracy (%)' if higher else 'final train loss'}")
-    if not higher:
+    ax.set_ylabel(f"expected best {'validation accuracy (%)' if sign < 0 else 'final train loss'}")
+    if sign > 0:
         ax.set_yscale("log")
     ax.set_title(f"tuning curves, seed {plan['seeds'][0]}")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return plot.save(fig, path)
-
-
-def final_metric_value(metrics, select):
-    """The selection metric of one trial; a diverged one is the worst there is."""
-    if metrics["status"] == "diverged":
-        return -math.inf if select != "train_loss" else math.inf
-    return max(metrics["val_acc"]) if select == "val_acc" else metrics["train_loss"][-1]
 
 
 def target_words(target):
