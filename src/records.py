@@ -208,9 +208,16 @@ def save_checkpoint(run_dir, state, metrics):
     save_metrics(metrics, run_dir)
 
 
-def sweep_run_dir(sweep_dir, optimizer, lr, seed):
-    """Where a sweep keeps one run: the setting and the seed are in the path."""
-    return Path(sweep_dir) / optimizer_folder(optimizer) / f"lr_{lr:g}" / f"seed_{seed}"
+def sweep_run_dir(sweep_dir, optimizer, setting, seed):
+    """Where a sweep keeps one run: the setting (a learning rate, or {hyperparameter: value}) and
+    the seed are in the path."""
+    return Path(sweep_dir) / optimizer_folder(optimizer) / setting_folder(setting) / f"seed_{seed}"
+
+
+def setting_folder(setting):
+    """{'lr': 0.001} -> lr_0.001; {'lr': 0.001, 'beta1': 0.95} -> lr_0.001__beta1_0.95."""
+    setting = setting if isinstance(setting, dict) else {"lr": setting}
+    return "__".join(f"{name}_{value:.10g}" for name, value in setting.items())
 
 
 def optimizer_folder(name):

@@ -1,35 +1,49 @@
 """Results of a sweep, from its saved records only: table, curves with bands, LR sensitivity.
 
     python src/report.py outputs/<sweep-name> [--target 70]     (default: the workload's target)
+    python src/report.py outputs/mnist outputs/imdb ... --study-dir outputs/study   (several workloads)
 
 Writes into the sweep folder:
-    results.md, results.csv   per optimizer: best lr, weight decay, final train loss, val loss and
+    results.md, results.csv   per optimizer: best lr (and the rest of a searched setting), weight decay, final train loss, val loss and
                               val accuracy (where the workload has one) as mean +- std over seeds,
                               epochs to the workload's target (or --target), median seconds per
                               epoch, seeds, diverged runs
     curves.png                best setting per optimizer: mean over seeds, band = min..max
     iterations.png            per-iteration train loss at the best setting, log axis
     lr_sensitivity.png        final metric against learning rate, diverged runs marked x
+    tuning_curves.png         expected best result after k trials, k = 1..budget (Dodge et al., 2019)
     figure3.png               train loss over the first 3 epochs (linear) beside all epochs (log),
                               the layout of the paper's Figure 3
+
+Given several sweeps (one per workload), it also writes into --study-dir:
+    study.md, study.csv       per workload and optimizer: epochs to the workload's target at the pick
+                              (median over seeds) and its ratio to the best optimizer's
+    performance_profile.png   AlgoPerf's performance profiles: the fraction of workloads on which
+                              each optimizer reaches the target within tau times the best's epochs
 """
 import csv
 import statistics
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 
 import plot
 import records
+import space
+import sweep
 from cli import Parser, UserError, finite_float, positive_int, run_main
 
 plt = plot.plt
+Run = namedtuple("Run", "optimizer setting seed metrics")      # one record of the sweep
 
 
 def build_parser():
     p = Parser(description="Tables and figures of a finished (or partial) sweep.")
-    p.add_argument("sweep_dir", help="the sweep folder (holds sweep.json)")
+    p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="the sweep folder (holds sweep.json); several "
+                   "make a study across workloads")
+    p.add_argument("--study-dir", help="with several sweeps: where the table and performance profiles across them go")
     p.add_argument("--target", type=finite_float,
                    help="value of the workload's target metric (val accuracy %%, or val loss) for epochs-to-target "
                         "(default: the workload's, e.g. 70%% for cifar10-cnn)")
@@ -41,46 +55,73 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    sweep_dir = Path(args.sweep_dir)
-    plan = records.load_json(sweep_dir / "sweep.json")
+    sweep_dirs = [Path(d) for d in args.sweep_dirs]
+    if len(sweep_dirs) > 1 and not args.study_dir:
+        raise UserError("several sweeps: give --study-dir DIR for the table and performance profiles across them")
+    if len(sweep_dirs) > 1 and args.target is not None:
+        raise UserError("--target is one sweep's; across sweeps each is read against its workload's target")
+    for sweep_dir in sweep_dirs:
+        report_sweep(sweep_dir, args.target, args.smooth, args.trust_pickles)
+    if len(sweep_dirs) > 1:
+        report_study(sweep_dirs, Path(args.study_dir), args.trust_pickles)
+    return 0
+
+
+def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
+    """One sweep's tables, verdicts and figures, into its folder."""
+    plan = load_plan(sweep_dir)
     records.ensure_writable(sweep_dir)
-    runs = collect(sweep_dir, plan, args.trust_pickles)
-    best = {opt: [m for (o, lr, _), m in runs.items() if o == opt and lr == plan.get("best_lr", {}).get(opt)]
-            for opt in plan["optimizers"]}
+    runs = collect(sweep_dir, plan, trust_pickles)
+    best = {opt: [r.metrics for r in at_picks(runs, plan) if r.optimizer == opt] for opt in plan["optimizers"]}
     best = {opt: ms for opt, ms in best.items() if ms}
     if not best:
-        raise UserError(f"{sweep_dir}: no finished runs at a chosen learning rate yet")
-    target = on_recorded_split(workload_target(sweep_dir, plan, args.target), [m for ms in best.values() for m in ms])
+        raise UserError(f"{sweep_dir}: no finished runs at a chosen setting yet")
+    target = on_recorded_split(workload_target(sweep_dir, plan, target), [m for ms in best.values() for m in ms])
     rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
     write_tables(rows, plan, sweep_dir, target, comparisons(runs, plan))
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
     for note in plot.notes(groups):
         print(f"note: {note}")
     plot.plot_epochs(groups, sweep_dir / "curves.png", log_y=False)
-    plot.plot_iterations(groups, sweep_dir / "iterations.png", args.smooth, log_y=True)
+    plot.plot_iterations(groups, sweep_dir / "iterations.png", smooth, log_y=True)
     plot_sensitivity(runs, plan, sweep_dir / "lr_sensitivity.png")
-    plot_figure3(groups, sweep_dir / "figure3.png", args.smooth)
+    plot_figure3(groups, sweep_dir / "figure3.png", smooth)
     plot_tuning_curves(runs, plan, sweep_dir / "tuning_curves.png")
     print((sweep_dir / "results.md").read_text())
-    return 0
+
+
+def load_plan(sweep_dir):
+    if not (Path(sweep_dir) / "sweep.json").is_file():
+        raise UserError(f"{sweep_dir}: no sweep.json here (not a sweep folder made by src/sweep.py)")
+    return records.load_json(Path(sweep_dir) / "sweep.json")
 
 
 def collect(sweep_dir, plan, trust_pickles=False):
-    """{(optimizer, lr, seed): metrics} for every run of the plan that has a record."""
-    runs = {}
-    for opt in plan["optimizers"]:
-        for lr in plan["lrs"]:
+    """[Run] for every run of the plan that has a record."""
+    runs = []
+    for opt, settings in sweep.planned_settings(plan).items():
+        for setting in settings:
             for seed in plan["seeds"]:
-                directory = records.sweep_run_dir(sweep_dir, opt, lr, seed)
+                directory = records.sweep_run_dir(sweep_dir, opt, setting, seed)
                 if records.has_metrics(directory):
-                    runs[(opt, lr, seed)] = records.load_run(directory, trust_pickles)[1]
+                    runs.append(Run(opt, setting, seed, records.load_run(directory, trust_pickles)[1]))
     return runs
+
+
+def at_picks(runs, plan):
+    picks = sweep.best_settings(plan)
+    return [r for r in runs if r.setting == picks.get(r.optimizer)]
+
+
+def first_seed(runs, plan, opt):
+    """The optimizer's stage-1 runs: every setting, the first seed."""
+    return [r for r in runs if r.optimizer == opt and r.seed == plan["seeds"][0]]
 
 
 def workload_target(sweep_dir, plan, value):
     """(metric, value) for epochs-to-target: the workload's (from a run record), value overridable."""
-    opt, lr = next((o, lr) for o, lr in plan["best_lr"].items() if lr is not None)
-    config = records.load_json(records.sweep_run_dir(sweep_dir, opt, lr, plan["seeds"][0]) / records.CONFIG)
+    opt, setting = next((o, s) for o, s in sweep.best_settings(plan).items() if s is not None)
+    config = records.load_json(records.sweep_run_dir(sweep_dir, opt, setting, plan["seeds"][0]) / records.CONFIG)
     metric, default = config.get("workload", {}).get("target", ("val_acc", 70.0))   # older records: the CNN's
     return metric, default if value is None else value
 
@@ -113,8 +154,11 @@ def table_row(opt, plan, runs, target):
     reached = [e for e in (epochs_to_target(m, target) for m in finished) if e is not None]
     seconds = [s for m in runs for s in m["seconds"][1:]]
     last = lambda key: [m[key][-1] for m in finished]
-    row = {"optimizer": opt, "best_lr": plan["best_lr"][opt], "weight_decay": plan["weight_decay"],
-           "final_train_loss": mean_std(last("train_loss"))}
+    pick = sweep.best_settings(plan)[opt]
+    row = {"optimizer": opt, "best_lr": pick["lr"]}
+    if plan.get("trials"):
+        row["best_setting"] = space.words({k: v for k, v in pick.items() if k not in ("lr", "weight_decay")}) or "-"
+    row.update(weight_decay=pick.get("weight_decay", plan["weight_decay"]), final_train_loss=mean_std(last("train_loss")))
     for key in (f"{split}_{kind}" for split in ("val", "test") for kind in ("loss", "acc")):
         if all(key in m for m in runs):
             row[f"final_{key}"] = mean_std(last(key))
@@ -135,9 +179,10 @@ def comparisons(runs, plan):
     intervals and one sentence each. Selection is over; the test split may now be reported."""
     import stats
     lines = []
+    picked = at_picks(runs, plan)
     for key, words, higher, unit in COMPARED:
-        results = {opt: {seed: m[key][-1] for (o, lr, seed), m in runs.items()
-                         if o == opt and lr == plan["best_lr"].get(opt) and m["status"] == "complete" and key in m}
+        results = {opt: {r.seed: r.metrics[key][-1] for r in picked
+                         if r.optimizer == opt and r.metrics["status"] == "complete" and key in r.metrics}
                    for opt in plan["optimizers"]}
         results = {opt: r for opt, r in results.items() if r}
         lines += [f"- {sentence}" for _, _, _, sentence in stats.pairwise(results, words, higher, unit)]
@@ -147,22 +192,25 @@ def comparisons(runs, plan):
 def write_tables(rows, plan, sweep_dir, target, verdicts=()):
     header = list(dict.fromkeys(key for row in rows for key in row))     # every row's columns, in order
     rows = [{key: row.get(key, "n/a") for key in header} for row in rows]
-
-    def write_csv(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(rows)
-    records.atomic_write(sweep_dir / "results.csv", write_csv)
+    records.atomic_write(sweep_dir / "results.csv", lambda tmp: write_csv_rows(tmp, header, rows))
     lines = [f"# Sweep {plan['name']}", "",
-             f"Validation: {split_words(plan)}. Selection: {plan['select']} of seed {plan['seeds'][0]} over lr {plan['lrs']}; "
-             f"weight decay {plan['weight_decay']} for every optimizer; {plan['epochs']} epochs; "
+             f"Validation: {split_words(plan)}. Selection: {plan['select']} of seed {plan['seeds'][0]} over "
+             f"{selection_words(plan)}; weight decay {plan['weight_decay']} for every optimizer"
+             f"{' unless searched' if plan.get('trials') else ''}; {plan['epochs']} epochs; "
              f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     if verdicts:
         lines += ["", f"## Verdicts: paired differences at the picks ({stats_words()})", "", *verdicts]
     records.atomic_write(sweep_dir / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
+def selection_words(plan):
+    if not plan.get("trials"):
+        return f"lr {plan['lrs']}"
+    spaces = "; ".join(f"{opt}: " + ", ".join(f"{name} {lo:g}..{hi:g} {scale}" for name, (lo, hi, scale) in dims.items())
+                       for opt, dims in plan["space"].items())
+    return f"{plan['trials']} quasi-random (Sobol, sampler seed {plan['sampler_seed']}) trials per optimizer ({spaces})"
 
 
 def split_words(plan):
@@ -182,17 +230,15 @@ def plot_tuning_curves(runs, plan, path):
     """Expected best result after k trials of the grid (Dodge et al., 2019), k = 1..grid size: does
     the ranking depend on how much tuning each optimizer gets? Diverged trials count as the worst."""
     import stats
-    import sweep
     select = plan["select"]
     sign = -1 if select == "val_acc" else 1          # sweep.final_metric is lower-is-better: -best val acc
     fig, ax = plt.subplots(figsize=(7, 5))
     for opt in plan["optimizers"]:
-        values = [sweep.final_metric(m, select) for (o, lr, seed), m in runs.items()
-                  if o == opt and seed == plan["seeds"][0]]
+        values = [sweep.final_metric(r.metrics, select) for r in first_seed(runs, plan, opt)]
         if values:
             curve = [sign * v for v in stats.tuning_curve(values, higher_is_better=False)]
             ax.plot(range(1, len(curve) + 1), curve, marker="o", color=plot.color(opt), label=opt)
-    ax.set_xlabel("learning-rate trials (drawn at random from the grid)")
+    ax.set_xlabel("trials (drawn at random from the " + ("search's" if plan.get("trials") else "grid's") + " trials)")
     ax.set_ylabel(f"expected best {'validation accuracy (%)' if sign < 0 else 'final train loss'}")
     if sign > 0:
         ax.set_yscale("log")
@@ -211,11 +257,12 @@ def target_words(target):
 def plot_sensitivity(runs, plan, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     key = "train_loss" if plan["select"] == "train_loss" else "val_acc"
+    line = "none" if plan.get("trials") else "-"     # searched settings differ in more than lr: no line
     for opt in plan["optimizers"]:
-        points = sorted((lr, m) for (o, lr, seed), m in runs.items() if o == opt and seed == plan["seeds"][0])
+        points = sorted(((r.setting["lr"], r.metrics) for r in first_seed(runs, plan, opt)), key=lambda p: p[0])
         ok = [(lr, m[key][-1] if key == "train_loss" else max(m[key])) for lr, m in points if m["status"] != "diverged"]
         if ok:
-            ax.plot(*zip(*ok), marker="o", color=plot.color(opt), label=opt)
+            ax.plot(*zip(*ok), marker="o", linestyle=line, color=plot.color(opt), label=opt)
         bad = [lr for lr, m in points if m["status"] == "diverged"]
         if bad:
             ax.plot(bad, [1.0] * len(bad), "x", markersize=10, color=plot.color(opt),
@@ -246,6 +293,88 @@ def plot_figure3(groups, path, window):
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
+    return plot.save(fig, path)
+
+
+
+# ---------------------------------------------------------------- across workloads
+
+TAU_MAX = 4.0                   # AlgoPerf's profiles and score run tau from 1 to 4
+
+
+def report_study(sweep_dirs, study_dir, trust_pickles=False):
+    """One table and the performance profiles over several sweeps, from their records only."""
+    import stats
+    times, rows, names = {}, [], []
+    for sweep_dir in sweep_dirs:
+        row, workload_times = study_row(sweep_dir, trust_pickles)
+        if row["workload"] in times:
+            row["workload"] = f"{row['workload']} ({sweep_dir.name})"      # two sweeps of one workload
+        times[row["workload"]] = workload_times
+        rows.append(row)
+        names += [opt for opt in workload_times if opt not in names]
+    ratios = stats.performance_ratios(times)
+    taus = np.linspace(1.0, TAU_MAX, 301)
+    profiles = {opt: stats.performance_profile(ratios, opt, taus) for opt in names}
+    for row in rows:
+        for opt in names:
+            t, r = times[row["workload"]].get(opt, float("inf")), ratios[row["workload"]].get(opt, float("inf"))
+            row[opt] = f"{t:.3g} (x{r:.2f})" if np.isfinite(t) else "not reached"
+    study_dir.mkdir(parents=True, exist_ok=True)
+    records.ensure_writable(study_dir, "--study-dir")
+    scores = {opt: stats.profile_score(p, taus) for opt, p in profiles.items()}
+    write_study_tables(rows, names, scores, study_dir)
+    plot_profiles(profiles, taus, len(rows), study_dir / "performance_profile.png")
+    print((study_dir / "study.md").read_text())
+
+
+def study_row(sweep_dir, trust_pickles=False):
+    """({workload, sweep, target}, {optimizer: median epochs to target over the pick's seeds})."""
+    plan = load_plan(sweep_dir)
+    picked = at_picks(collect(sweep_dir, plan, trust_pickles), plan)
+    if not picked:
+        raise UserError(f"{sweep_dir}: no finished runs at a chosen setting yet")
+    target = on_recorded_split(workload_target(sweep_dir, plan, None), [r.metrics for r in picked])
+    config = records.load_json(records.sweep_run_dir(sweep_dir, picked[0].optimizer, picked[0].setting,
+                                                     picked[0].seed) / records.CONFIG)
+    times = {}
+    for opt in plan["optimizers"]:
+        reached = [epochs_to_target(r.metrics, target) if r.metrics["status"] != "diverged" else None
+                   for r in picked if r.optimizer == opt]
+        times[opt] = float(np.median([e if e is not None else np.inf for e in reached])) if reached else np.inf
+    return {"workload": config["workload"]["name"], "sweep": str(sweep_dir), "target": target_words(target),
+            "seeds": len(plan["seeds"])}, times
+
+
+def write_study_tables(rows, names, scores, study_dir):
+    header = ["workload", "sweep", "target", "seeds", *names]
+    records.atomic_write(study_dir / "study.csv", lambda tmp: write_csv_rows(tmp, header, rows))
+    lines = ["# Study across workloads", "",
+             "Epochs to each workload's target at the optimizer's pick, median over seeds (a seed that never "
+             "reaches it, or diverges, counts as never), and in brackets the ratio to the best optimizer's.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+             *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows), "",
+             f"Performance-profile score (area under rho(tau) for tau in [1, {TAU_MAX:g}], normalised; 1 = fastest "
+             "on every workload): " + ", ".join(f"{opt} {score:.3f}" for opt, score in scores.items()) + "."]
+    records.atomic_write(study_dir / "study.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
+def write_csv_rows(path, header, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_profiles(profiles, taus, n_workloads, path):
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for opt, rho in profiles.items():
+        ax.step(taus, rho, where="post", color=plot.color(opt), label=opt)
+    ax.set(xlabel="tau: epochs to target relative to the best optimizer on the workload",
+           ylabel=f"fraction of workloads (of {n_workloads}) reaching the target", ylim=(-0.03, 1.03),
+           title="performance profiles")
+    ax.grid(alpha=0.3)
+    ax.legend()
     return plot.save(fig, path)
 
 

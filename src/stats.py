@@ -6,7 +6,7 @@ import math
 from itertools import combinations
 
 import numpy as np
-from scipy import stats
+from scipy import integrate, stats
 
 CONFIDENCE = 0.95
 
@@ -66,3 +66,25 @@ def expected_best(values, k, higher_is_better=True):
 def tuning_curve(values, higher_is_better=True):
     """[expected best after k trials for k = 1..N]."""
     return [expected_best(values, k, higher_is_better) for k in range(1, len(values) + 1)]
+
+
+def performance_ratios(times):
+    """times: {workload: {optimizer: epochs to reach the target, inf if never}} -> the same with each
+    time divided by the workload's best (AlgoPerf's r). A workload no optimizer solved gives inf."""
+    ratios = {}
+    for workload, row in times.items():
+        best = min(row.values())
+        ratios[workload] = {opt: t / best if math.isfinite(t) else math.inf for opt, t in row.items()}
+    return ratios
+
+
+def performance_profile(ratios, optimizer, taus):
+    """AlgoPerf's rho(tau): the fraction of workloads on which the optimizer reaches the target
+    within tau times the best optimizer's epochs; an optimizer absent from a workload never does."""
+    r = [row.get(optimizer, math.inf) for row in ratios.values()]
+    return [sum(x <= tau for x in r) / len(r) for tau in taus]
+
+
+def profile_score(profile, taus):
+    """The area under rho over [1, tau_max], normalised to [0, 1] (AlgoPerf's benchmark score)."""
+    return float(integrate.trapezoid(profile, taus) / (taus[-1] - taus[0]))

@@ -1,17 +1,23 @@
-"""The paper's protocol: a learning-rate grid per optimizer, then the best setting with more seeds.
+"""The paper's protocol: a learning-rate grid (or a quasi-random search) per optimizer, then the
+best setting with more seeds.
 
     python src/sweep.py --name paper --optimizers adam sgd adagrad rmsprop adadelta \
         --lrs 1e-5:1e-1:9 --seeds 0 1 2 3 4 5 6 7 8 9 --epochs 45 --weight-decay 0
     python src/sweep.py --name smoke --optimizers adam sgd --lrs 1e-3,1e-2,1e-1 --seeds 0 1 --epochs 2 \
         --dataset synthetic --limit-train 512
     python src/sweep.py ... --backend dask --scheduler tcp://HOST:8786
+    python src/sweep.py --name tune --optimizers adam sgd --trials 16 --space lr,momentum --lrs 1e-4:1 --seeds 0 1 2
 
 Stage 1 runs every (optimizer, learning rate) with the first seed and picks, per optimizer, the
 rate with the lowest final training loss (--select train_loss, the paper's choice) or the highest
 validation accuracy (--select val_acc). Stage 2 re-runs each pick with the remaining seeds.
+With --trials N, stage 1 is N settings per optimizer drawn from a search space (src/space.py:
+learning rate, momentum, eps, weight decay; ranges and scales built in or from a JSON/TOML file)
+by a seeded Sobol sequence instead of the grid.
 Unknown flags go to every training run (e.g. --data-dir DIR --precision bf16).
 
-Every run is an ordinary train.py run in <output-dir>/<name>/<optimizer>/lr_<lr>/seed_<n>/.
+Every run is an ordinary train.py run in <output-dir>/<name>/<optimizer>/<setting>/seed_<n>/, the
+setting named by its values: lr_0.001, or lr_0.001__beta1_0.95__eps_1e-08 for a searched one.
 Re-running the same command skips finished runs and resumes interrupted ones; a diverged run is
 finished (it is recorded as diverged and never retried). The plan and the picks are in sweep.json.
 """
@@ -26,6 +32,7 @@ import joblib
 import numpy as np
 
 import records
+import space
 from cli import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float, positive_int, run_main
 
 SRC = str(Path(__file__).resolve().parent)
@@ -34,7 +41,7 @@ SWEEP_SETS = {"optimizer", "lr", "seed", "epochs", "weight_decay", "val_split", 
               "overwrite"}
 VAL_SPLIT = 0.1                  # held out of the training set by default: picks never see the test split
 # Entries of sweep.json that are bookkeeping, not the plan: a re-run may change them.
-BOOKKEEPING = {"name", "command", "created", "updated", "best_lr"}
+BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best"}
 
 
 def build_parser():
@@ -42,7 +49,15 @@ def build_parser():
     p.add_argument("--name", required=True, help="sweep folder name under --output-dir")
     p.add_argument("--optimizers", nargs="+", default=["adam", "sgd"], help="optimizers to compare (default: adam sgd)")
     p.add_argument("--lrs", default="1e-4:1e-1:7",
-                   help="LO:HI:N for N log-spaced rates, or a comma list (default: 1e-4:1e-1:7)")
+                   help="LO:HI:N for N log-spaced rates, or a comma list; with --trials and a built-in "
+                        "space, its lowest and highest rate bound the search (default: 1e-4:1e-1:7)")
+    p.add_argument("--trials", type=positive_int,
+                   help="quasi-random search: N settings per optimizer drawn from --space instead of the --lrs grid")
+    p.add_argument("--space", default="auto",
+                   help="with --trials: a comma list of lr,momentum,eps,weight_decay, a .json or .toml file "
+                        "(src/space.py), or auto: lr under 10 trials, +momentum under 25, +eps under 50, "
+                        "then +weight_decay (default: auto)")
+    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the Sobol sampler of --trials (default: 0)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
     p.add_argument("--epochs", type=positive_int, help="epochs of every run (default: the workload's, 45 for cifar10-cnn)")
@@ -78,14 +93,15 @@ def run_sweep(argv):
     check_args(args, train_args)                      # and fills the workload's defaults into args
     sweep_dir = Path(args.output_dir) / args.name
     plan = make_plan(args, train_args, argv)          # validated before anything is written
-    check_planned_runs(plan, train_args)
+    check_planned_runs(plan, args, train_args)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plan = merge_with_saved(plan, sweep_dir)
-    stage1 = [(opt, lr, args.seeds[0]) for opt in args.optimizers for lr in plan["lrs"]]
+    stage1 = [(opt, setting, args.seeds[0]) for opt, settings in planned_settings(plan).items() for setting in settings]
     run_stage(stage1, args, train_args, sweep_dir, plan)
-    plan["best_lr"] = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
+    plan["best"] = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
+    plan["best_lr"] = {opt: setting and setting["lr"] for opt, setting in plan["best"].items()}
     records.save_json(plan, sweep_dir / "sweep.json")
-    stage2 = [(opt, lr, seed) for opt, lr in plan["best_lr"].items() if lr is not None for seed in args.seeds[1:]]
+    stage2 = [(opt, setting, seed) for opt, setting in plan["best"].items() if setting for seed in args.seeds[1:]]
     run_stage(stage2, args, train_args, sweep_dir, plan)
     if args.no_report:
         return 0
@@ -120,6 +136,8 @@ def check_args(args, train_args):
     owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEEP_SETS)
     if owned:
         raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
+    if args.space != "auto" and not args.trials:
+        raise UserError("--space needs --trials N (without it the sweep is the --lrs grid)")
     if args.backend == "dask" and not args.scheduler:
         raise UserError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     if len(set(args.seeds)) != len(args.seeds):
@@ -143,16 +161,28 @@ def check_args(args, train_args):
     return workload
 
 
-def check_planned_runs(plan, train_args):
+def check_planned_runs(plan, args, train_args):
     """Every optimizer of the plan accepts the flags it will be given, before the first run trains
     (not: adam trains for an hour, then sgd refuses --eps)."""
-    import optimizers
-    run_args = parse_train_args(train_args)
-    for opt in plan["optimizers"]:
-        weight_decay = plan["weight_decay"] if weight_decay_flag(opt, plan["weight_decay"]) else None
-        optimizers.resolve(opt, dict(lr=plan["lrs"][0], weight_decay=weight_decay, betas=run_args.betas,
-                                     eps=run_args.eps, bias_correction=False if run_args.no_bias_correction else None),
-                           optimizers.parse_opts(run_args.opt))
+    import train
+    for opt, settings in planned_settings(plan).items():
+        train.hyperparameters(run_argv(opt, settings[0], args.seeds[0], args, train_args))
+
+
+def run_argv(opt, setting, seed, args, train_args, execution=()):
+    """The train.py flags of one run of the sweep: the optimizer, its setting, the seed, the plan's
+    fixed settings, how it executes, then the flags passed through."""
+    base = base_hyperparameters(opt, args, train_args) if {"beta1", "beta2"} & set(setting) else None
+    weight_decay = [] if "weight_decay" in setting else weight_decay_flag(opt, args.weight_decay)
+    val_split = ["--val-split", repr(args.val_split)] if args.val_split else []
+    return ["--optimizer", opt, *space.train_flags(setting, base), "--seed", str(seed), "--epochs", str(args.epochs),
+            *weight_decay, *val_split, *execution, *train_args]
+
+
+def base_hyperparameters(opt, args, train_args):
+    """The optimizer's settings in this sweep before any searched value (its momentum, its betas)."""
+    import train
+    return train.hyperparameters(run_argv(opt, {}, args.seeds[0], args, train_args))
 
 
 def weight_decay_flag(optimizer, weight_decay):
@@ -173,10 +203,11 @@ def parse_train_args(train_args):
     return train.build_parser().parse_args(train_args)    # bad pass-through flags are refused here
 
 
-def parse_lrs(text):
+def parse_lrs(text, search=False):
+    """The grid's rates; a search reads only the lowest and highest, and also takes LO:HI."""
     try:
         if ":" in text:
-            lo, hi, n = text.split(":")
+            lo, hi, n = text.split(":") if not (search and text.count(":") == 1) else [*text.split(":"), 2]
             with np.errstate(all="ignore"):     # log10(0) is -inf: refused below with the reason
                 values = np.logspace(np.log10(float(lo)), np.log10(float(hi)), int(n))
         else:
@@ -189,10 +220,54 @@ def parse_lrs(text):
 
 
 def make_plan(args, train_args, argv):
-    return {"name": args.name, "optimizers": args.optimizers, "lrs": parse_lrs(args.lrs), "seeds": args.seeds,
+    plan = {"name": args.name, "optimizers": args.optimizers, "seeds": args.seeds,
             "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
             "val_split": args.val_split or None,
             "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
+    if not args.trials:
+        return {**plan, "lrs": parse_lrs(args.lrs)}
+    return {**plan, **search_plan(args, train_args)}
+
+
+def search_plan(args, train_args):
+    """--trials: per optimizer its space ({name: [low, high, scale]}) and the settings drawn from it."""
+    kind, spec = space.parse(args.space, args.trials)
+    lrs = parse_lrs(args.lrs, search=True)
+    if kind == "builtin" and len(lrs) < 2:
+        raise UserError(f"--lrs {args.lrs!r}: a search needs a range of rates (LO:HI, e.g. 1e-4:1)")
+    passed = passed_arguments(train_args)
+    spaces, settings = {}, {}
+    for opt in args.optimizers:
+        dims = space.space_for(opt, kind, spec, base_hyperparameters(opt, args, train_args), (lrs[0], lrs[-1]))
+        clash = sorted(space.arguments(dims) & passed)
+        if clash:
+            raise UserError(f"{', '.join(clash)} of {opt} is searched (--space) and also set by a flag passed "
+                            "to every run; drop one of them")
+        spaces[opt] = {name: dim.as_list() for name, dim in dims.items()}
+        settings[opt] = space.sample(dims, args.trials, args.sampler_seed)
+        print(f"{opt}: {args.trials} trials over " + "; ".join(f"{n} {d.low:g}..{d.high:g} {d.scale}"
+                                                                for n, d in dims.items()))
+    return {"trials": args.trials, "sampler_seed": args.sampler_seed, "space": spaces, "settings": settings}
+
+
+def passed_arguments(train_args):
+    """The optimizer arguments the pass-through flags set (--betas, --eps, --opt KEY=...)."""
+    import optimizers
+    run_args = parse_train_args(train_args)
+    return {name for name in ("betas", "eps") if getattr(run_args, name) is not None} | set(
+        optimizers.parse_opts(run_args.opt))
+
+
+def planned_settings(plan):
+    """{optimizer: [setting]}: the searched settings, or the grid's rates as {'lr': rate}."""
+    return plan.get("settings") or {opt: [{"lr": lr} for lr in plan["lrs"]] for opt in plan["optimizers"]}
+
+
+def best_settings(plan):
+    """{optimizer: its picked setting, or None}, also from sweeps older than --trials (best_lr only)."""
+    if "best" in plan:
+        return plan["best"]
+    return {opt: None if lr is None else {"lr": lr} for opt, lr in plan.get("best_lr", {}).items()}
 
 
 def merge_with_saved(plan, sweep_dir):
@@ -230,11 +305,9 @@ def run_all(jobs, args, train_args, sweep_dir, command):
     or spread over processes or a Dask cluster by joblib."""
     threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
     todo = []
-    for opt, lr, seed in jobs:
-        argv = ["--optimizer", opt, "--lr", repr(lr), "--seed", str(seed), "--epochs", str(args.epochs),
-                *weight_decay_flag(opt, args.weight_decay), *(["--val-split", repr(args.val_split)] if args.val_split else []),
-                "--quiet", *threads, *train_args]
-        todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, lr, seed)), args.epochs, args.trust_pickles))
+    for opt, setting, seed in jobs:
+        argv = run_argv(opt, setting, seed, args, train_args, ["--quiet", *threads])
+        todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, setting, seed)), args.epochs, args.trust_pickles))
     try:
         if args.backend == "local" and args.jobs == 1:
             outcomes = []
@@ -309,15 +382,16 @@ def final_metric(metrics, select):
 
 
 def pick_best(stage1, sweep_dir, select, trust_pickles=False):
+    """{optimizer: the setting with the best final metric on the first seed, None if all diverged}."""
     best = {}
-    for opt, lr, seed in stage1:
-        metrics = records.load_metrics(records.sweep_run_dir(sweep_dir, opt, lr, seed), trust_pickles)
+    for opt, setting, seed in stage1:
+        metrics = records.load_metrics(records.sweep_run_dir(sweep_dir, opt, setting, seed), trust_pickles)
         score = final_metric(metrics, select)
         if score < best.get(opt, (float("inf"), None))[0]:
-            best[opt] = (score, lr)
+            best[opt] = (score, setting)
     picks = {opt: best.get(opt, (None, None))[1] for opt, _, _ in stage1}
-    for opt, lr in picks.items():
-        print(f"best lr for {opt}: {lr if lr is not None else 'none (every rate diverged)'}")
+    for opt, setting in picks.items():
+        print(f"best for {opt}: {space.words(setting) if setting else 'none (every setting diverged)'}")
     return picks
 
 

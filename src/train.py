@@ -198,6 +198,16 @@ def resolve_workload_defaults(args, workload):
         raise UserError(f"--preprocess zca: workload {args.workload} has no standardised image inputs")
 
 
+def hyperparameters(argv):
+    """Every constructor argument the optimizer of a run with these flags gets (the sweep checks
+    its plan with the exact flags of each run)."""
+    args = build_parser().parse_args(argv)
+    workload = workloads.WORKLOADS[args.workload]
+    resolve_workload_defaults(args, workload)
+    hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload), optimizers.parse_opts(args.opt))
+    return {**optimizers.lookup(args.optimizer).fixed, **hyper}
+
+
 def optimizer_overrides(args, workload):
     """The hyperparameter flags as given, with the workload's weight decay where the user gave none."""
     weight_decay = args.weight_decay
@@ -258,7 +268,7 @@ def make_config(args, argv, workload, hyper, settings, device, data, model, run_
         "args": vars(args),
         "workload": {"name": args.workload, "objective": workload.objective, "target": list(workload.target),
                      "paper": workload.paper},
-        "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": optimizers.lookup(args.optimizer).fixed,
+        "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": {k: v for k, v in optimizers.lookup(args.optimizer).fixed.items() if k not in hyper},
                       **optimizers.provenance(args.optimizer)},
         "precision": {"requested": args.precision, "used": settings.precision,
                       "native_bf16": provenance.native_bf16(device)},
