@@ -1,0 +1,218 @@
+"""Many trials of one small workload trained together, as one stacked model.
+
+Each trial keeps what a solo run has: its own initialisation (from its seed), its own parameters
+(views into the stacked weights, so the stacked forward reads them without a copy), its own
+parameter group in one optimizer (so every torch.optim.Optimizer, the paper's Adam and the
+user's own stay correct unchanged), and its own random stream for dropout and sampling noise,
+started where the solo run's global stream would be after the model's initialisation.
+
+A linear layer of K trials is one batched matrix product, its weight gradients another
+(StackedLinear). Trials that share a seed share the data order: then one minibatch feeds all of
+them and the first layer is a single matrix product. A workload says whether and how its model
+stacks (STACKED); the others run their trials one at a time.
+
+Equality with solo runs (tests/test_trials.py): with each trial's own data order, parameters are
+bit-identical to the solo run's after 50 steps (the same matrix kernels per trial); with a shared
+minibatch the first layer is one wider product, whose sums round differently, so there the test
+is fp64 agreement to 1e-9.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import data as datasets
+
+
+class StackedLinear(torch.autograd.Function):
+    """y[k] = x[k] @ W[k]^T + b[k] for the K trials, x shared ([B, in]) or per trial ([K, B, in]).
+    weight and bias are the stacked storage; the K weight views and K bias views come last, so
+    that autograd fills each trial's own .grad from the slices of one batched gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *views):
+        ctx.save_for_backward(x, weight)
+        k, out, n = weight.shape
+        if x.dim() == 2:              # one minibatch for every trial: one [B, in] x [in, K*out] product
+            return torch.addmm(bias.reshape(-1), x, weight.reshape(k * out, n).t()).view(len(x), k, out).transpose(0, 1)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        k, out, n = weight.shape
+        if x.dim() == 2:
+            grad_weight = grad.transpose(0, 1).reshape(len(x), k * out).t().mm(x).view(k, out, n)
+        else:
+            grad_weight = torch.bmm(grad.transpose(1, 2), x)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, weight)
+            grad_x = grad_x.sum(0) if x.dim() == 2 else grad_x
+        return (grad_x, None, None, *grad_weight.unbind(0), *grad.sum(1).unbind(0))
+
+
+class Stack(nn.Module):
+    """K copies of one model, trained as one: each trial's model keeps its parameters, which become
+    views into one stacked tensor per parameter name."""
+
+    def __init__(self, models, generators, forward):
+        super().__init__()
+        self.trials = list(models)            # a plain list: their parameters are views of ours
+        self.generators = list(generators)    # per trial: dropout masks and sampling noise
+        self.stacked_forward = forward
+        self.stacked, self.views = {}, {}
+        for name, _ in self.trials[0].named_parameters():
+            base = torch.stack([m.get_parameter(name).detach() for m in self.trials])
+            self.stacked[name] = base
+            self.views[name] = []
+            for k, m in enumerate(self.trials):
+                view = nn.Parameter(base[k])
+                set_parameter(m, name, view)
+                self.views[name].append(view)
+
+    def __len__(self):
+        return len(self.trials)
+
+    def forward(self, x):
+        return self.stacked_forward(self, x)
+
+    def linear(self, prefix, x):
+        weight, bias = f"{prefix}.weight", f"{prefix}.bias"
+        return StackedLinear.apply(x, self.stacked[weight], self.stacked[bias], *self.views[weight], *self.views[bias])
+
+    def dropout(self, h, p):
+        """nn.Dropout per trial, drawing each trial's mask from its own stream as the solo run would."""
+        if not self.training or p == 0:
+            return h
+        noise = torch.empty_like(h)
+        for k, generator in enumerate(self.generators):
+            noise[k].bernoulli_(1 - p, generator=generator)
+        return h * noise.div_(1 - p)
+
+    def randn(self, like):
+        """torch.randn_like per trial, from each trial's own stream."""
+        return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
+                            for g in self.generators])
+
+
+def set_parameter(module, name, value):
+    owner, _, leaf = name.rpartition(".")
+    setattr(module.get_submodule(owner) if owner else module, leaf, value)
+
+
+def sequential(stack, prefix, layers, h):
+    """A solo nn.Sequential of Linear, ReLU, Softplus, Dropout and Identity, run stacked."""
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Linear):
+            h = stack.linear(f"{prefix}.{i}", h)
+        elif isinstance(layer, nn.ReLU):
+            h = torch.relu(h)
+        elif isinstance(layer, nn.Softplus):
+            h = F.softplus(h)
+        elif isinstance(layer, nn.Dropout):
+            h = stack.dropout(h, layer.p)
+        elif not isinstance(layer, nn.Identity):
+            raise TypeError(f"{type(layer).__name__} has no stacked form")
+    return h
+
+
+def logreg_forward(stack, x):
+    return stack.linear("linear", x)
+
+
+def mlp_forward(stack, x):
+    return stack.linear("out", sequential(stack, "hidden", stack.trials[0].hidden, x))
+
+
+def vae_forward(stack, x):
+    """The solo VAE's per-sample negative ELBO, per trial: [K, B]."""
+    solo = stack.trials[0]
+    h = sequential(stack, "encoder", solo.encoder, x)
+    mu, logvar = stack.linear("mu", h), stack.linear("logvar", h)
+    z = mu + torch.exp(0.5 * logvar) * stack.randn(mu)
+    logits = sequential(stack, "decoder", solo.decoder, z)
+    target = x.expand_as(logits) if x.dim() == 2 else x
+    reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(-1)
+    return reconstruction + kl
+
+
+# model.MODELS name -> how K of its models run as one; a model not here runs its trials one at a time.
+STACKED = {"logreg": logreg_forward, "mlp": mlp_forward, "vae": vae_forward}
+
+
+def stackable(model_name):
+    return model_name in STACKED
+
+
+def stack(model_name, models, generators):
+    return Stack(models, generators, STACKED[model_name])
+
+
+# ---------------------------------------------------------------- losses per trial
+
+def classify(stack, x, y):
+    """([K] mean cross-entropy per trial, [K, B, C] logits); y is [B] (shared) or [K, B]."""
+    logits = stack(x)
+    k, b, c = logits.shape
+    y = y.expand(k, b) if y.dim() == 1 else y
+    losses = F.cross_entropy(logits.float().reshape(k * b, c), y.reshape(-1), reduction="none").view(k, b).mean(1)
+    return losses, logits.detach()
+
+
+def negative_elbo(stack, x, y):
+    return stack(x).float().mean(1), None
+
+
+OBJECTIVES = {"classify": classify, "elbo": negative_elbo}
+
+
+# ---------------------------------------------------------------- data
+
+def train_batches(data, inputs, batch_size, generators):
+    """The epoch's minibatches of K trials, each in its own order (its generator draws exactly what
+    a solo run's would): x [K, B, D], y [K, B]; or, where every trial drew the same order (they
+    share a seed), one minibatch for all: x [B, D], y [B]."""
+    device = data.train_y.device
+    orders = torch.stack([datasets.epoch_plan(len(data.train_y), g, augment=False)[0] for g in generators])
+    if (orders == orders[0]).all():
+        orders = orders[:1]
+    orders = orders.to(device)
+    for start in range(0, orders.shape[1], batch_size):
+        idx = orders[:, start:start + batch_size]
+        x = inputs(datasets.take(data.train_x, idx.reshape(-1))).reshape(*idx.shape, -1)
+        y = data.train_y.index_select(0, idx.reshape(-1)).view(idx.shape)
+        yield (x[0], y[0]) if len(orders) == 1 else (x, y)
+
+
+def eval_batches(x, y, batch_size, inputs):
+    """Evaluation minibatches, shared by every trial: x [B, D], y [B]."""
+    for xb, yb in datasets.eval_batches(x, y, batch_size, inputs):
+        yield xb.flatten(1), yb
+
+
+# ---------------------------------------------------------------- one optimizer, K groups
+
+def group_of(state_dict, k):
+    """Trial k's part of a K-group optimizer's state_dict, in the format of a solo optimizer's."""
+    group = state_dict["param_groups"][k]
+    ids = group["params"]
+    return {"state": {i: state_dict["state"][p] for i, p in enumerate(ids) if p in state_dict["state"]},
+            "param_groups": [{**group, "params": list(range(len(ids)))}]}
+
+
+def merge_groups(solo_states):
+    """K solo optimizers' state_dicts -> the state_dict of one optimizer with their K groups."""
+    merged = {"state": {}, "param_groups": []}
+    offset = 0
+    for solo in solo_states:
+        group = solo["param_groups"][0]
+        merged["param_groups"].append({**group, "params": [offset + i for i in group["params"]]})
+        merged["state"].update({offset + i: s for i, s in solo["state"].items()})
+        offset += len(group["params"])
+    return merged
+
+
+def trial_model_state(stack, k):
+    """Trial k's model state_dict, cloned out of the stacked storage (a view would save all K)."""
+    return {name: t.detach().clone() for name, t in stack.trials[k].state_dict().items()}

@@ -1,0 +1,152 @@
+"""Trials trained together as one stacked model equal their solo runs: own initialisation, data
+order, dropout masks and sampling noise, hyperparameters and optimizer state, per trial."""
+from dataclasses import replace
+
+import pytest
+import torch
+
+import data as datasets
+import model as models
+import optimizers
+import trials
+import workloads
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Bit-identity holds at one thread: with more, MKL splits a batched product across trials but a
+    solo product within itself, and the sums round differently (the sweep's runs say their threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+STEPS = 50
+BATCH = 32
+# Per trial: seed, optimizer hyperparameters. Learning rates, betas, weight decay and seeds differ.
+ADAM = [(0, dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)),
+        (1, dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-4)),
+        (2, dict(lr=1e-2, betas=(0.95, 0.9), eps=1e-8, weight_decay=1e-3))]
+
+
+def tiny_data(workload, n_train=STEPS * BATCH, dtype=torch.float32):
+    w = workloads.WORKLOADS[workload]
+    data = w.synthetic(n_train=n_train, n_test=64)
+    inputs = datasets.make_inputs(data, w.scale)
+    data, inputs = datasets.prepare(data, inputs)
+    return replace(data, train_x=data.train_x.to(dtype), test_x=data.test_x.to(dtype)), inputs
+
+
+def build(workload, seed, dtype, dropout):
+    w = workloads.WORKLOADS[workload]
+    torch.manual_seed(seed)
+    spec = models.MODELS[w.model]
+    return models.build(w.model, (1, 28, 28), 10, dropout or spec.dropouts[0], 0.5).to(dtype)
+
+
+def solo_run(workload, optimizer, seed, hyper, data, inputs, data_seed, dtype, dropout=None):
+    """Today's training step, STEPS times: (final parameters, per-step losses)."""
+    model = build(workload, seed, dtype, dropout).train()
+    opt = optimizers.build(optimizer, model.parameters(), hyper)
+    objective = workloads.OBJECTIVES[workloads.WORKLOADS[workload].objective]
+    losses = []
+    for x, y in datasets.train_batches(data, inputs, BATCH, torch.Generator().manual_seed(data_seed)):
+        loss, _ = objective(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return [p.detach() for p in model.parameters()], losses
+
+
+def batched_run(workload, optimizer, setups, data, inputs, data_seeds, dtype, dropout=None):
+    """The same trials stacked: (per trial final parameters, [steps, K] losses)."""
+    models_, noise = [], []
+    for seed, _ in setups:
+        models_.append(build(workload, seed, dtype, dropout))
+        noise.append(torch.Generator().set_state(torch.get_rng_state()))   # where the solo run's stream is now
+    w = workloads.WORKLOADS[workload]
+    stack = trials.stack(w.model, models_, noise).train()
+    opt = optimizers.build(optimizer, [{"params": list(m.parameters()), **h} for m, (_, h) in zip(models_, setups)],
+                           setups[0][1])
+    objective = trials.OBJECTIVES[w.objective]
+    generators = [torch.Generator().manual_seed(s) for s in data_seeds]
+    losses = []
+    for x, y in trials.train_batches(data, inputs, BATCH, generators):
+        loss, _ = objective(stack, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        losses.append(loss.detach())
+    return [[p.detach() for p in m.parameters()] for m in models_], torch.stack(losses)
+
+
+@pytest.mark.parametrize("workload, dropout", [("mnist-logreg", None), ("mnist-mlp", "paper"), ("mnist-vae", None)])
+@pytest.mark.parametrize("optimizer", ["adam", "paper-adam"])
+def test_each_trial_in_its_own_order_is_bit_identical_to_its_solo_run(workload, dropout, optimizer):
+    data, inputs = tiny_data(workload)
+    params, losses = batched_run(workload, optimizer, ADAM, data, inputs, [s for s, _ in ADAM], torch.float32, dropout)
+    for k, (seed, hyper) in enumerate(ADAM):
+        solo_params, solo_losses = solo_run(workload, optimizer, seed, hyper, data, inputs, seed, torch.float32, dropout)
+        assert all(torch.equal(a, b) for a, b in zip(params[k], solo_params)), f"trial {k}"
+        assert losses[:, k].tolist() == pytest.approx(solo_losses, rel=1e-6, abs=0)   # a few ulp: the mean sums in another order
+
+
+@pytest.mark.parametrize("workload, dropout", [("mnist-logreg", None), ("mnist-mlp", "paper"), ("mnist-vae", None)])
+def test_trials_sharing_a_data_order_agree_with_their_solo_runs_in_fp64(workload, dropout):
+    """One minibatch for every trial (they share a seed): the first layer is one wider product,
+    whose sums round differently in fp32, so here agreement is checked in fp64."""
+    data, inputs = tiny_data(workload, dtype=torch.float64)
+    setups = [(0, h) for _, h in ADAM]                          # one seed: one init and one data order
+    params, losses = batched_run(workload, "adam", setups, data, inputs, [0, 0, 0], torch.float64, dropout)
+    for k, (seed, hyper) in enumerate(setups):
+        solo_params, solo_losses = solo_run(workload, "adam", seed, hyper, data, inputs, 0, torch.float64, dropout)
+        for a, b in zip(params[k], solo_params):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        assert losses[:, k].tolist() == pytest.approx(solo_losses, rel=1e-6)   # the objective's loss is fp32
+
+
+def test_any_optimizer_with_per_tensor_rules_runs_stacked_unchanged(tmp_path):
+    """A user's optimizer whose step depends on the whole tensor (a LAMB-style trust ratio) sees
+    each trial's own tensors, so its trials equal their solo runs."""
+    (tmp_path / "lamb.py").write_text('''
+import torch
+class TrustSGD(torch.optim.Optimizer):
+    def __init__(self, params, lr=0.1):
+        super().__init__(params, dict(lr=lr))
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                ratio = p.norm() / (p.grad.norm() + 1e-12)
+                p.sub_(group["lr"] * ratio * p.grad)
+''')
+    name = f"{tmp_path / 'lamb.py'}:TrustSGD"
+    data, inputs = tiny_data("mnist-logreg")
+    setups = [(0, dict(lr=0.01)), (1, dict(lr=0.05))]
+    params, _ = batched_run("mnist-logreg", name, setups, data, inputs, [0, 1], torch.float32)
+    for k, (seed, hyper) in enumerate(setups):
+        solo_params, _ = solo_run("mnist-logreg", name, seed, hyper, data, inputs, seed, torch.float32)
+        assert all(torch.equal(a, b) for a, b in zip(params[k], solo_params))
+
+
+def test_a_trials_optimizer_state_splits_and_merges_in_the_solo_format():
+    data, inputs = tiny_data("mnist-logreg", n_train=4 * BATCH)
+    models_ = [build("mnist-logreg", s, torch.float32, None) for s, _ in ADAM]
+    stack = trials.stack("logreg", models_, [torch.Generator() for _ in ADAM])
+    opt = torch.optim.Adam([{"params": list(m.parameters()), **h} for m, (_, h) in zip(models_, ADAM)])
+    for x, y in trials.train_batches(data, inputs, BATCH, [torch.Generator().manual_seed(s) for s, _ in ADAM]):
+        loss, _ = trials.classify(stack, x, y)
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    state = opt.state_dict()
+    solo = torch.optim.Adam(models_[1].parameters())
+    solo.load_state_dict(trials.group_of(state, 1))            # a trial's state loads into a solo optimizer
+    assert solo.param_groups[0]["lr"] == 3e-3 and solo.param_groups[0]["betas"] == (0.8, 0.99)
+    assert torch.equal(solo.state[models_[1].linear.weight]["exp_avg"], opt.state[models_[1].linear.weight]["exp_avg"])
+    merged = trials.merge_groups([trials.group_of(state, k) for k in range(len(ADAM))])
+    assert merged["param_groups"] == state["param_groups"]
+    assert all(torch.equal(merged["state"][i]["exp_avg_sq"], state["state"][i]["exp_avg_sq"]) for i in state["state"])
+    saved = trials.trial_model_state(stack, 2)
+    assert saved["linear.weight"].untyped_storage().nbytes() == 10 * 784 * 4      # its own, not the stack's
