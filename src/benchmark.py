@@ -97,12 +97,12 @@ def measure(args):
     step_model = train.compiled(model, args.compile)
     objective = workloads.OBJECTIVES[workload.objective]
     measure = {"compute": lambda n: time_compute(step_model, opt, objective, data, inputs, settings, n, args.warmup),
-               "pipeline": lambda n: time_pipeline(step_model, opt, objective, data, inputs, settings, n, args.warmup)}
+               "pipeline": lambda n: time_pipeline(step_model, opt, workload, data, inputs, settings, n, args.warmup)}
     results = {name: [] for name in measure}
     for _ in range(args.rounds):
         for name, fn in measure.items():
             results[name].append(fn(args.steps))
-    eval_sps = time_eval(model, objective, data, inputs, settings, device)
+    eval_sps = time_eval(model, workload, data, inputs, settings, device)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.workload == "cifar10-cnn":
         results["tutorial"] = time_tutorial(args, data, settings, device)
@@ -170,24 +170,30 @@ def pool_size(data, inputs, batch_size, steps):
     return max(1, min(steps, POOL_BYTES // max(nbytes, 1), datasets.batches_per_epoch(len(data.train_y), batch_size)))
 
 
-def time_pipeline(model, opt, objective, data, inputs, settings, steps, warmup):
+def as_run(model, workload, data, inputs, settings, steps=1):
+    """A train.Run of one trial around this model, for the loop's own functions; no record is written."""
+    trial = train.Trial([], None, {}, Path("benchmark"), metrics=records.new_metrics(steps),
+                        generator=torch.Generator().manual_seed(0))
+    return train.Run(model, workload, data, inputs, settings, [trial], [model], resume_hint=False)
+
+
+def time_pipeline(model, opt, workload, data, inputs, settings, steps, warmup):
     """Samples/s of train.train_epoch itself, on an epoch cut to `steps` batches."""
-    generator = torch.Generator().manual_seed(0)
     stop = train.StopRequest(handle_signals=False)
 
     def epoch(n):
         part = datasets.limit(data, n * settings.batch_size, 1)
-        metrics = records.new_metrics(n)
-        return part, lambda: train.train_epoch(model, opt, objective, part, inputs, generator, settings, metrics, stop)
+        run = as_run(model, workload, part, inputs, settings, n)
+        return part, lambda: train.train_epoch(model, opt, run, 1, stop)
     epoch(warmup)[1]()
     part, run = epoch(steps)          # fewer steps than asked if the dataset is smaller
     return len(part.train_y) / timed(data.train_y.device, run)
 
 
-def time_eval(model, objective, data, inputs, settings, device):
+def time_eval(model, workload, data, inputs, settings, device):
     """Samples/s of the evaluation pass over the test split (large batches, inference mode)."""
-    run = lambda: train.evaluate(model, objective, data.test_x, data.test_y, inputs, settings)
-    return len(data.test_y) / timed(device, run)
+    run = as_run(model, workload, data, inputs, settings)
+    return len(data.test_y) / timed(device, lambda: train.evaluate(run, data.test_x, data.test_y))
 
 
 def time_tutorial(args, data, settings, device):

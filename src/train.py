@@ -32,6 +32,7 @@ import model as models
 import optimizers
 import provenance
 import records
+import trials as batched
 import workloads
 from cli import (EXIT_DIVERGED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, Parser, UserError, non_negative_float,
                  positive_float, positive_int, run_main, seed_int)
@@ -118,35 +119,127 @@ def main(argv=None, resume_hint=True):
         extra = [args.optimizer] if optimizers.is_external(args.optimizer) else []
         print(optimizers.table(extra) if args.list_optimizers else workloads.table())
         return EXIT_OK
+    return train_runs([argv], resume_hint)
+
+
+# Flags in which the trials of one batch may differ: each trial's own. Every other setting is the batch's.
+PER_TRIAL = {"seed", "lr", "betas", "eps", "weight_decay", "opt", "no_bias_correction", "output_dir", "run_name",
+             "resume", "overwrite"}
+
+
+@dataclass
+class Trial:
+    """One run: its flags, its optimizer's settings, its folder, record and random streams."""
+    argv: list
+    args: argparse.Namespace
+    hyper: dict
+    run_dir: Path
+    checkpoint: dict = None
+    config: dict = None
+    metrics: dict = None
+    generator: torch.Generator = None    # data order (and augmentation), as in a solo run
+    noise: torch.Generator = None        # dropout and sampling noise of a batched trial (a solo run: the global one)
+    diverged: bool = False
+
+
+def parse_trial(argv):
+    args = build_parser().parse_args(argv)
     workload = workloads.WORKLOADS[args.workload]
     resolve_workload_defaults(args, workload)
     hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload), optimizers.parse_opts(args.opt))
+    run_dir = Path(args.output_dir) / (args.run_name or f"{records.optimizer_folder(args.optimizer)}_seed{args.seed}")
+    return Trial(argv, args, hyper, run_dir)
+
+
+def train_runs(argvs, resume_hint=True):
+    """Train runs given by their train.py flags: one is an ordinary run; several of a workload whose
+    model stacks train together as one model (trials.py), each exactly as it would alone."""
+    runs = [parse_trial(argv) for argv in argvs]
+    args = check_batch(runs)
+    workload = workloads.WORKLOADS[args.workload]
     device = provenance.pick_device(args.device)
     settings = Settings(args.batch_size, provenance.resolve_precision(args.precision, device), quiet(args),
                         workload.eval_batch_size)
-    run_dir = Path(args.output_dir) / (args.run_name or f"{records.optimizer_folder(args.optimizer)}_seed{args.seed}")
-    if args.resume:
-        records.check_resumable(run_dir)              # a refusal creates nothing, not even the folder
-    with records.held(run_dir):                       # one process per run folder
-        checkpoint = resumable_checkpoint(run_dir, args)
-        if checkpoint is not None and checkpoint["epoch"] >= args.epochs:
-            return already_done(run_dir, checkpoint["metrics"])
+    for t in runs:
+        if t.args.resume:
+            records.check_resumable(t.run_dir)        # a refusal creates nothing, not even the folder
+    with contextlib.ExitStack() as held:
+        for t in runs:
+            held.enter_context(records.held(t.run_dir))   # one process per run folder
+            t.checkpoint = resumable_checkpoint(t.run_dir, t.args)
+        runs = still_to_train(runs)
+        if not runs:
+            return EXIT_OK
         data, inputs = load_data(workload, device, args.dataset, args.data_dir, args.data_root, args.limit_train,
                                  args.limit_val, args.preprocess, args.channels_last, args.zca_eps, args.val_split)
         if args.batch_size > len(data.train_y):
             raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
         configure_backends(args.threads, args.tf32, device)
-        torch.manual_seed(args.seed)
-        model = build_model(workload, data, device, args.dropout, args.dropout_rate, args.channels_last)
-        run = Run(model, workload, data, inputs, settings, run_dir, args, resume_hint)
+        models_ = [build_trial_model(t, workload, data, device, len(runs) > 1) for t in runs]
+        model = models_[0] if len(runs) == 1 else batched.stack(workload.model, models_, [t.noise for t in runs])
+        run = Run(model, workload, data, inputs, settings, runs, models_, resume_hint)
         check_model_accepts(run)
-        config = make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint)
-        return train(run, hyper, device, config, checkpoint)
+        for t in runs:
+            t.config = make_config(t.args, t.argv, workload, t.hyper, settings, device, data, models_[0], t.run_dir,
+                                   t.checkpoint, batch_size=len(runs))
+        return train(run, device)
+
+
+def hyperparameters(argv):
+    """Every constructor argument the optimizer of a run with these flags gets (the sweep checks
+    its plan with the exact flags of each run)."""
+    t = parse_trial(argv)
+    return {**optimizers.lookup(t.args.optimizer).fixed, **t.hyper}
+
+
+def batch_key(args):
+    """The settings the trials of one batch must share: everything but each trial's own."""
+    return {k: v for k, v in records.identity(vars(args)).items() if k not in PER_TRIAL}
+
+
+def check_batch(runs):
+    """Runs trained together share every setting but their own (PER_TRIAL) and a stackable model."""
+    first = runs[0].args
+    if len(runs) > 1:
+        differing = sorted({k for t in runs[1:] for k, v in batch_key(t.args).items() if batch_key(first).get(k) != v})
+        if differing:
+            raise UserError(f"runs trained together must share {', '.join(differing)}")
+        if not batched.stackable(workloads.WORKLOADS[first.workload].model):
+            raise UserError(f"workload {first.workload} has no stacked model; train its runs one at a time")
+        if len({t.run_dir.resolve() for t in runs}) != len(runs):
+            raise UserError("two runs of the batch share a run folder")
+    return first
+
+
+def still_to_train(runs):
+    """The runs not yet at their last epoch, all from one epoch (a batch moves in step)."""
+    todo = [t for t in runs if t.checkpoint is None or t.checkpoint["epoch"] < t.args.epochs]
+    for t in runs:
+        if t not in todo:
+            already_done(t.run_dir, t.checkpoint["metrics"])
+    if len({t.checkpoint["epoch"] if t.checkpoint else -1 for t in todo}) > 1:
+        raise UserError("runs trained together must continue from the same epoch; train them one at a time")
+    return todo
+
+
+def build_trial_model(t, workload, data, device, stacked):
+    """The trial's model, initialised from its seed as a solo run's (then restored, on resume); a
+    batched trial gets its own noise stream, where the solo run's global stream would now be."""
+    torch.manual_seed(t.args.seed)
+    model = build_model(workload, data, device, t.args.dropout, t.args.dropout_rate, t.args.channels_last)
+    if t.checkpoint is not None:
+        model.load_state_dict(t.checkpoint["model"])
+    if stacked:
+        cuda = device.type == "cuda"
+        t.noise = torch.Generator(device=device)
+        saved = t.checkpoint["rng"]["cuda" if cuda else "torch"] if t.checkpoint is not None else None
+        t.noise.set_state(saved if saved is not None else torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state())
+    return model
 
 
 def already_done(run_dir, metrics):
-    """--resume of a run that has all its epochs: nothing to train. Only a run stopped between its
-    last checkpoint and the word 'complete' gets that word."""
+    """A run that has all its epochs: nothing to train. Only a run stopped between its last
+    checkpoint and the word 'complete' gets that word."""
     if metrics["status"] not in ("complete", "diverged"):
         metrics["status"] = "complete"
         records.save_metrics(metrics, run_dir)
@@ -198,16 +291,6 @@ def resolve_workload_defaults(args, workload):
         raise UserError(f"--preprocess zca: workload {args.workload} has no standardised image inputs")
 
 
-def hyperparameters(argv):
-    """Every constructor argument the optimizer of a run with these flags gets (the sweep checks
-    its plan with the exact flags of each run)."""
-    args = build_parser().parse_args(argv)
-    workload = workloads.WORKLOADS[args.workload]
-    resolve_workload_defaults(args, workload)
-    hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload), optimizers.parse_opts(args.opt))
-    return {**optimizers.lookup(args.optimizer).fixed, **hyper}
-
-
 def optimizer_overrides(args, workload):
     """The hyperparameter flags as given, with the workload's weight decay where the user gave none."""
     weight_decay = args.weight_decay
@@ -245,25 +328,28 @@ def check_model_accepts(run):
     data = run.data
     x, y = next(datasets.eval_batches(data.train_x, data.train_y, 2, run.inputs))
     devices = [y.device] if y.device.type == "cuda" else []
+    objective = workloads.OBJECTIVES[run.workload.objective]
     try:
         with torch.random.fork_rng(devices=devices), torch.inference_mode(), autocast(y.device, run.settings.precision):
-            run.objective(run.model.eval(), x, y)
+            objective(run.models[0].eval(), x, y)
     except RuntimeError as err:
         reason = str(err).splitlines()[0][:160]
         raise UserError(f"the samples ({'x'.join(map(str, data.sample_shape))}) do not fit this workload's model "
                         f"({reason})") from None
 
 
-def make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint):
-    """The self-describing part of the record: enough to rerun it and to know what ran."""
+def make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint, batch_size=1):
+    """The self-describing part of the record: enough to rerun it and to know what ran. A run
+    trained with others as one stacked model says so (batched: how many); its command is its own."""
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    batched_with = {"batched": {"trials": batch_size}} if batch_size > 1 else {}
     if checkpoint is not None:
         config = records.load_config(run_dir / records.CONFIG)
         config["args"]["epochs"] = args.epochs             # the record says what the run is now
         config.setdefault("resumed", []).append({"time": now, "command": command_line(argv),
-                                                 "from_epoch": checkpoint["epoch"]})
+                                                 "from_epoch": checkpoint["epoch"], **batched_with})
         return config
-    return {
+    return {**batched_with,
         "run_id": records.new_run_id(),       # also in the metrics: a reader never mixes two runs' files
         "args": vars(args),
         "workload": {"name": args.workload, "objective": workload.objective, "target": list(workload.target),
@@ -324,112 +410,172 @@ class StopRequest:
         self.previous = {}
 
 
-class Diverged(Exception):
-    """The first non-finite minibatch loss: args = (step index in the epoch, the epoch's losses so far)."""
-
-
 @dataclass
 class Run:
-    """What one run trains and where it records it, so that the loop's helpers take one argument."""
-    model: torch.nn.Module
+    """What is trained and where it is recorded, so that the loop's helpers take one argument: one
+    run, or K trials stacked into one model (each trial's own model in `models`)."""
+    model: torch.nn.Module       # the run's model, or the trials' trials.Stack
     workload: workloads.Workload
     data: datasets.Data
     inputs: datasets.Inputs
     settings: Settings
-    run_dir: Path
-    args: argparse.Namespace     # the resolved flags, saved in the checkpoint for the resume check
+    trials: list                 # [Trial]: one for an ordinary run
+    models: list                 # each trial's own model (a stacked trial's parameters are views)
     resume_hint: bool = True     # on Ctrl-C, print the train.py command that resumes (a sweep prints its own)
 
     @property
+    def args(self):
+        return self.trials[0].args      # the settings every trial of a batch shares
+
+    @property
+    def stacked(self):
+        return len(self.trials) > 1
+
+    @property
     def objective(self):
-        return workloads.OBJECTIVES[self.workload.objective]
+        return (batched.OBJECTIVES if self.stacked else workloads.OBJECTIVES)[self.workload.objective]
+
+    def train_batches(self):
+        if self.stacked:
+            return batched.train_batches(self.data, self.inputs, self.settings.batch_size,
+                                         [t.generator for t in self.trials])
+        return datasets.train_batches(self.data, self.inputs, self.settings.batch_size, self.trials[0].generator)
+
+    def eval_batches(self, x, y):
+        split = batched.eval_batches if self.stacked else datasets.eval_batches
+        return split(x, y, self.settings.eval_batch_size, self.inputs)
+
+    def accuracies(self, outputs, labels):
+        """Per trial: percent correct over the logits batches (None without accuracy)."""
+        if not self.stacked:
+            return [workloads.accuracy(outputs, labels)]
+        return batched.accuracies(outputs, labels, len(self.trials))
+
+    def live(self):
+        return [(k, t) for k, t in enumerate(self.trials) if not t.diverged]
 
 
-def train(run, hyper, device, config, checkpoint):
+def train(run, device):
     """Epoch 0 (an evaluation of the untrained model), then every epoch, saving after each."""
     args = run.args
-    optimizer = optimizers.build(args.optimizer, run.model.parameters(), hyper)
+    optimizer = build_optimizer(run)
     schedule = workloads.make_schedule(args.lr_schedule, optimizer)
-    generator = torch.Generator().manual_seed(args.seed)    # data order and augmentation
-    if checkpoint is None:
+    for t in run.trials:
+        t.generator = torch.Generator().manual_seed(t.args.seed)     # data order and augmentation
+    if run.trials[0].checkpoint is None:
         steps = datasets.batches_per_epoch(len(run.data.train_y), args.batch_size)
-        metrics = records.new_metrics(steps, run.workload.has_accuracy, config["run_id"], run.data.val_y is not None)
+        for t in run.trials:
+            t.metrics = records.new_metrics(steps, run.workload.has_accuracy, t.config["run_id"], run.data.val_y is not None)
     else:
-        metrics = restore(checkpoint, run.model, optimizer, schedule, generator, device)
+        restore(run, optimizer, schedule, device)
     step_model = compiled(run.model, args.compile)
-    if checkpoint is None:
-        records.set_aside(run.run_dir)                   # --overwrite: the old record, whole, until epoch 0 is saved
-    records.save_json(config, run.run_dir / records.CONFIG)
-    if not metrics["epoch"]:
-        train_point = evaluate(run.model, run.objective, run.data.train_x, run.data.train_y, run.inputs, run.settings)
-        records.record_point(metrics, 0, evaluate_splits(run, train_point), 0.0, current_lr(optimizer))
-        save(run, optimizer, schedule, generator, metrics, device)
-        records.discard_replaced(run.run_dir)            # the overwritten record, kept aside until now
-        print(summary(metrics, args))
+    for t in run.trials:
+        if t.checkpoint is None:
+            records.set_aside(t.run_dir)                 # --overwrite: the old record, whole, until epoch 0 is saved
+        records.save_json(t.config, t.run_dir / records.CONFIG)
+    if not run.trials[0].metrics["epoch"]:
+        record_epoch(run, 0, evaluate_splits(run, None), 0.0, optimizer)
+        save(run, optimizer, schedule, device)
+        for t in run.trials:
+            records.discard_replaced(t.run_dir)          # the overwritten record, kept aside until now
     stop = StopRequest()
     try:
-        for epoch in range(metrics["epoch"][-1] + 1, args.epochs + 1):
+        for epoch in range(run.trials[0].metrics["epoch"][-1] + 1, args.epochs + 1):
             start = time.perf_counter()
-            try:
-                train_point = train_epoch(step_model, optimizer, run.objective, run.data, run.inputs, generator,
-                                          run.settings, metrics, stop)
-            except Diverged as err:
-                return record_divergence(metrics, run.run_dir, epoch, err.args[1])
+            train_points = train_epoch(step_model, optimizer, run, epoch, stop)
             if stop.signum is not None:
-                return interrupted(metrics, run.run_dir, stop.signum, run.resume_hint)
-            seconds = elapsed(start, device)
-            records.record_point(metrics, epoch, evaluate_splits(run, train_point), seconds, current_lr(optimizer))
+                return interrupted(run, stop.signum)
+            if not run.live():
+                return EXIT_DIVERGED
+            record_epoch(run, epoch, evaluate_splits(run, train_points), elapsed(start, device), optimizer)
             schedule.step()
-            save(run, optimizer, schedule, generator, metrics, device)
-            print(summary(metrics, args))
-        metrics["status"] = "complete"
-        records.save_metrics(metrics, run.run_dir)
+            save(run, optimizer, schedule, device)
+        for _, t in run.live():
+            t.metrics["status"] = "complete"
+            records.save_metrics(t.metrics, t.run_dir)
         return EXIT_OK
     finally:
         stop.restore()
 
 
-def train_epoch(model, optimizer, objective, data, inputs, generator, settings, metrics, stop):
-    """One pass over the training set -> (sample-weighted mean loss, accuracy % or None). Losses stay
-    on the device (no per-step host sync); a non-finite loss is looked for every
+def build_optimizer(run):
+    """One optimizer; a batch gives each trial its own parameter group with its own settings, so
+    that any torch.optim.Optimizer treats each trial as its solo run would."""
+    t = run.trials[0]
+    if not run.stacked:
+        return optimizers.build(t.args.optimizer, run.model.parameters(), t.hyper)
+    groups = [{"params": list(m.parameters()), **trial.hyper} for m, trial in zip(run.models, run.trials)]
+    return optimizers.build(t.args.optimizer, groups, t.hyper)
+
+
+def record_epoch(run, epoch, points, seconds, optimizer):
+    """Each live trial's figures of the epoch into its metrics, and its line on the console."""
+    for k, t in run.live():
+        records.record_point(t.metrics, epoch, points[k], seconds, optimizer.param_groups[k]["lr"])
+        prefix = f"[{k + 1}/{len(run.trials)}] " if run.stacked else ""
+        print(prefix + summary(t.metrics, t.args))
+
+
+def train_epoch(model, optimizer, run, epoch, stop):
+    """One pass over the training set -> per trial (sample-weighted mean loss, accuracy % or None).
+    Losses stay on the device (no per-step host sync); a non-finite loss is looked for every
     CPU_DIVERGENCE_CHECK_EVERY steps on the CPU, and at the end of the epoch elsewhere. Either way
     the first bad step is the one recorded. A step does nothing but the model's own work and three
-    list appends: the small workloads' steps take well under a millisecond."""
+    list appends: the small workloads' steps take well under a millisecond. A trial that diverges
+    is recorded and frozen (its gradients dropped); the others go on."""
     model.train()
-    n = len(data.train_y)
-    steps = datasets.batches_per_epoch(n, settings.batch_size)
-    device = data.train_y.device
+    n = len(run.data.train_y)
+    steps = datasets.batches_per_epoch(n, run.settings.batch_size)
+    device = run.data.train_y.device
     check_every = CPU_DIVERGENCE_CHECK_EVERY if device.type == "cpu" else steps
     losses, outputs, labels = [], [], []
-    batches = datasets.train_batches(data, inputs, settings.batch_size, generator)
-    for i, (x, y) in enumerate(tqdm(batches, total=steps, desc="batches", disable=settings.quiet, leave=False)):
-        with autocast(device, settings.precision):
-            loss, out = objective(model, x, y)
+    for i, (x, y) in enumerate(tqdm(run.train_batches(), total=steps, desc="batches", disable=run.settings.quiet,
+                                    leave=False)):
+        with autocast(device, run.settings.precision):
+            loss, out = run.objective(model, x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if loss.dim() == 0 else loss.sum()).backward()     # trials' losses are independent: one backward
+        freeze_diverged(run)
         optimizer.step()
         losses.append(loss.detach())
         outputs.append(out)
         labels.append(y)
         if (i + 1) % check_every == 0 or i + 1 == steps:
-            check_finite(losses, since=(i // check_every) * check_every)
+            record_non_finite(run, losses, epoch, since=(i // check_every) * check_every)
+            if not run.live():
+                return None
         if stop.signum is not None:
-            return None, None
-    losses = torch.stack(losses)
+            return None
+    losses = torch.stack(losses).view(steps, -1)                 # [steps, trials]
     # Each minibatch loss is a mean over its samples; weight by batch size for the epoch mean.
-    sizes = torch.full((steps,), float(settings.batch_size), device=device)
-    sizes[-1] = n - settings.batch_size * (steps - 1)
-    metrics["iter_loss"].extend(losses.tolist())
-    return (losses * sizes).sum().item() / n, workloads.accuracy(outputs, labels)
+    sizes = torch.full((steps, 1), float(run.settings.batch_size), device=device)
+    sizes[-1] = n - run.settings.batch_size * (steps - 1)
+    means = ((losses * sizes).sum(0) / n).tolist()
+    accuracies = run.accuracies(outputs, labels)
+    for k, t in run.live():
+        t.metrics["iter_loss"].extend(losses[:, k].tolist())
+    return [(means[k], accuracies[k]) for k in range(len(run.trials))]
 
 
-def check_finite(losses, since=0):
-    """Raise Diverged at the first non-finite loss among losses[since:] (earlier ones were checked)."""
-    window = torch.stack(losses[since:])
+def freeze_diverged(run):
+    """A diverged trial's parameters get no more updates: optimizers skip a parameter without grad."""
+    for k, t in enumerate(run.trials):
+        if t.diverged:
+            for p in run.models[k].parameters():
+                p.grad = None
+
+
+def record_non_finite(run, losses, epoch, since=0):
+    """Record every live trial whose losses[since:] hold a NaN/inf (earlier ones were checked) as
+    diverged at its first bad step."""
+    window = torch.stack(losses[since:]).view(len(losses) - since, -1)
     finite = torch.isfinite(window)
-    if not finite.all():
-        first = since + int((~finite).nonzero()[0])
-        raise Diverged(first, torch.stack(losses[:first + 1]).tolist())
+    if finite.all():
+        return
+    for k, t in run.live():
+        if not finite[:, k].all():
+            first = since + int((~finite[:, k]).nonzero()[0])
+            record_divergence(run, k, epoch, torch.stack(losses[:first + 1]).view(first + 1, -1)[:, k].tolist())
 
 
 def autocast(device, precision):
@@ -446,32 +592,30 @@ def compiled(model, mode):
 
 
 @torch.inference_mode()
-def evaluate(model, objective, x, y, inputs, settings):
-    """(mean loss, accuracy % or None) over all of x, without augmentation or dropout."""
-    model.eval()
-    loss_sum = torch.zeros((), device=y.device)
+def evaluate(run, x, y):
+    """Per trial (mean loss, accuracy % or None) over all of x, without augmentation or dropout."""
+    run.model.eval()
+    loss_sum = torch.zeros(len(run.trials) if run.stacked else (), device=y.device)
     outputs, labels = [], []
-    for xb, yb in datasets.eval_batches(x, y, settings.eval_batch_size, inputs):
-        with autocast(yb.device, settings.precision):
-            loss, out = objective(model, xb, yb)
+    for xb, yb in run.eval_batches(x, y):
+        with autocast(yb.device, run.settings.precision):
+            loss, out = run.objective(run.model, xb, yb)
         loss_sum += loss * len(yb)
         outputs.append(out)
         labels.append(yb)
-    return loss_sum.item() / len(y), workloads.accuracy(outputs, labels)
+    return [(s / len(y), acc) for s, acc in zip(loss_sum.view(-1).tolist(), run.accuracies(outputs, labels))]
 
 
-def evaluate_splits(run, train_point):
-    """{split: (loss, accuracy)}: the epoch's training figures, the validation split (if held out)
-    and the test split. Nothing selects on the test split; it is recorded to be reported."""
-    data, points = run.data, {"train": train_point}
+def evaluate_splits(run, train_points):
+    """Per trial {split: (loss, accuracy)}: the epoch's training figures (None: evaluate the
+    training set, as at epoch 0), the validation split (if held out) and the test split. Nothing
+    selects on the test split; it is recorded to be reported."""
+    data = run.data
+    splits = {"train": train_points or evaluate(run, data.train_x, data.train_y)}
     if data.val_y is not None:
-        points["val"] = evaluate(run.model, run.objective, data.val_x, data.val_y, run.inputs, run.settings)
-    points["test"] = evaluate(run.model, run.objective, data.test_x, data.test_y, run.inputs, run.settings)
-    return points
-
-
-def current_lr(optimizer):
-    return optimizer.param_groups[0]["lr"]
+        splits["val"] = evaluate(run, data.val_x, data.val_y)
+    splits["test"] = evaluate(run, data.test_x, data.test_y)
+    return [{split: points[k] for split, points in splits.items()} for k in range(len(run.trials))]
 
 
 def elapsed(start, device):
@@ -493,47 +637,69 @@ def summary(metrics, args):
     return f"{args.optimizer} epoch {m['epoch']:>3}/{args.epochs}  {splits}  {m['seconds']:.1f}s"
 
 
-def save(run, optimizer, schedule, generator, metrics, device):
-    state = {"model": run.model.state_dict(), "optimizer": optimizer.state_dict(),
-             "schedule": schedule.state_dict(), "epoch": metrics["epoch"][-1], "metrics": metrics,
-             "args": vars(run.args),
-             "rng": {"torch": torch.get_rng_state(), "data": generator.get_state(),
-                     "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}}
-    records.save_checkpoint(run.run_dir, state, metrics)
+def save(run, optimizer, schedule, device):
+    """Each live trial's checkpoint and metrics, in a solo run's format (its part of a batch's
+    optimizer and schedule, its own model tensors and random streams)."""
+    optimizer_state, schedule_state = optimizer.state_dict(), schedule.state_dict()
+    cuda = device.type == "cuda"
+    for k, t in run.live():
+        if run.stacked:
+            model_state = batched.trial_model_state(run.model, k)
+            own_optimizer = batched.group_of(optimizer_state, k)
+            own_schedule = batched.schedule_of(schedule_state, k, len(run.trials))
+            streams = {"torch": torch.get_rng_state() if cuda else t.noise.get_state(),
+                       "cuda": t.noise.get_state() if cuda else None}
+        else:
+            model_state, own_optimizer, own_schedule = run.model.state_dict(), optimizer_state, schedule_state
+            streams = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if cuda else None}
+        state = {"model": model_state, "optimizer": own_optimizer, "schedule": own_schedule,
+                 "epoch": t.metrics["epoch"][-1], "metrics": t.metrics, "args": vars(t.args),
+                 "rng": {**streams, "data": t.generator.get_state()}}
+        records.save_checkpoint(t.run_dir, state, t.metrics)
 
 
-def restore(checkpoint, model, optimizer, schedule, generator, device):
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    schedule.load_state_dict(checkpoint["schedule"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    generator.set_state(checkpoint["rng"]["data"])
-    if checkpoint["rng"]["cuda"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
-    metrics = records.upgrade(checkpoint["metrics"])
-    metrics["status"] = "running"
-    print(f"resuming from epoch {metrics['epoch'][-1]}")
-    return metrics
+def restore(run, optimizer, schedule, device):
+    """Continue from the trials' checkpoints (their models were restored when built)."""
+    checkpoints = [t.checkpoint for t in run.trials]
+    if run.stacked:
+        optimizer.load_state_dict(batched.merge_groups([c["optimizer"] for c in checkpoints]))
+        schedule.load_state_dict(batched.merge_schedules([c["schedule"] for c in checkpoints]))
+    else:
+        optimizer.load_state_dict(checkpoints[0]["optimizer"])
+        schedule.load_state_dict(checkpoints[0]["schedule"])
+        torch.set_rng_state(checkpoints[0]["rng"]["torch"])
+        if checkpoints[0]["rng"]["cuda"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(checkpoints[0]["rng"]["cuda"], device)
+    for t in run.trials:
+        t.generator.set_state(t.checkpoint["rng"]["data"])
+        t.metrics = records.upgrade(t.checkpoint["metrics"])
+        t.metrics["status"] = "running"
+    print(f"resuming from epoch {run.trials[0].metrics['epoch'][-1]}")
 
 
-def record_divergence(metrics, run_dir, epoch, losses):
+def record_divergence(run, k, epoch, losses):
+    t = run.trials[k]
+    t.diverged = True
+    metrics = t.metrics
     step = (epoch - 1) * metrics["iters_per_epoch"] + len(losses)
     metrics["iter_loss"].extend(losses)
     metrics["status"] = "diverged"
     metrics["diverged"] = {"epoch": epoch, "step": step}
-    records.save_metrics(metrics, run_dir)
-    print(f"diverged: the training loss became {losses[-1]} at epoch {epoch}, step {step}; "
-          f"stopped (exit {EXIT_DIVERGED})", file=sys.stderr)
-    return EXIT_DIVERGED
+    records.save_metrics(metrics, t.run_dir)
+    outcome = "stopped" if not run.stacked else "frozen; the other trials go on"
+    print(f"{f'{t.run_dir}: ' if run.stacked else ''}diverged: the training loss became {losses[-1]} at epoch {epoch}, "
+          f"step {step}; {outcome} (exit {EXIT_DIVERGED})", file=sys.stderr)
 
 
-def interrupted(metrics, run_dir, signum, hint=True):
-    metrics["status"] = "interrupted"
-    records.save_metrics(metrics, run_dir)
-    if hint:
-        argv = [a for a in records.load_config(run_dir / records.CONFIG)["argv"] if a not in ("--overwrite", "--resume")]
+def interrupted(run, signum):
+    for _, t in run.live():
+        t.metrics["status"] = "interrupted"
+        records.save_metrics(t.metrics, t.run_dir)
+    if run.resume_hint and not run.stacked:
+        t = run.trials[0]
+        argv = [a for a in records.load_config(t.run_dir / records.CONFIG)["argv"] if a not in ("--overwrite", "--resume")]
         resume = command_line(argv + ["--resume"])
-        print(f"\ninterrupted; epoch {metrics['epoch'][-1]} is saved in {run_dir}. Resume with:\n  {resume}",
+        print(f"\ninterrupted; epoch {t.metrics['epoch'][-1]} is saved in {t.run_dir}. Resume with:\n  {resume}",
               file=sys.stderr)
     return EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
 

@@ -167,6 +167,15 @@ def negative_elbo(stack, x, y):
 OBJECTIVES = {"classify": classify, "elbo": negative_elbo}
 
 
+def accuracies(outputs, labels, k):
+    """Per trial: percent correct over the epoch's [K, B, C] logits; labels [K, B] or shared [B]."""
+    if not outputs or outputs[0] is None:
+        return [None] * k
+    correct = sum((out.argmax(-1) == y).sum(-1) for out, y in zip(outputs, labels))
+    total = sum(y.shape[-1] for y in labels)
+    return [100.0 * c / total for c in correct.tolist()]
+
+
 # ---------------------------------------------------------------- data
 
 def train_batches(data, inputs, batch_size, generators):
@@ -211,6 +220,16 @@ def merge_groups(solo_states):
         merged["state"].update({offset + i: s for i, s in solo["state"].items()})
         offset += len(group["params"])
     return merged
+
+
+def schedule_of(state_dict, k, trials):
+    """Trial k's part of a learning-rate schedule's state_dict (its entries per group: base_lrs, ...)."""
+    return {key: [v[k]] if isinstance(v, list) and len(v) == trials else v for key, v in state_dict.items()}
+
+
+def merge_schedules(solo_states):
+    return {key: sum((s[key] for s in solo_states), []) if isinstance(v, list) else v
+            for key, v in solo_states[0].items()}
 
 
 def trial_model_state(stack, k):

@@ -150,3 +150,85 @@ def test_a_trials_optimizer_state_splits_and_merges_in_the_solo_format():
     assert all(torch.equal(merged["state"][i]["exp_avg_sq"], state["state"][i]["exp_avg_sq"]) for i in state["state"])
     saved = trials.trial_model_state(stack, 2)
     assert saved["linear.weight"].untyped_storage().nbytes() == 10 * 784 * 4      # its own, not the stack's
+
+
+# ---------------------------------------------------------------- through train.py's loop
+
+def run_argv(out, name, *extra, epochs=2):
+    return ["--workload", "mnist-logreg", "--dataset", "synthetic", "--limit-train", "320", "--limit-val", "64",
+            "--val-split", "64", "--batch-size", "32", "--threads", "1", "--quiet", "--epochs", str(epochs),
+            "--output-dir", str(out), "--run-name", name, *map(str, extra)]
+
+
+TRIALS = [("--optimizer", "adam", "--lr", "1e-3", "--seed", "0"),
+          ("--optimizer", "adam", "--lr", "3e-2", "--seed", "1", "--betas", "0.8", "0.99"),
+          ("--optimizer", "adam", "--lr", "1e-2", "--seed", "2", "--weight-decay", "1e-3")]
+
+
+def close_records(a, b):
+    """Two records of the same run: equal but for wall-clock times, run ids and the last bits of
+    loss means (summed in another order)."""
+    for key in set(a) | set(b):
+        if key in ("seconds", "run_id"):
+            continue
+        if key.endswith("loss"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6, nan_ok=True), key
+        else:
+            assert a[key] == b[key], key
+
+
+def test_trials_trained_together_record_what_their_solo_runs_record(tmp_path):
+    import records
+    import train
+    assert train.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t) for k, t in enumerate(TRIALS)]) == 0
+    for k, t in enumerate(TRIALS):
+        assert train.main(run_argv(tmp_path / "solo", f"t{k}", *t)) == 0
+        batch_config, batch = records.load_run(tmp_path / "batch" / f"t{k}")
+        solo_config, solo = records.load_run(tmp_path / "solo" / f"t{k}")
+        close_records(batch, solo)
+        assert batch_config["batched"] == {"trials": 3} and "batched" not in solo_config
+        assert batch_config["optimizer"] == solo_config["optimizer"]
+        batch_state = torch.load(tmp_path / "batch" / f"t{k}" / records.CHECKPOINT, weights_only=False)
+        solo_state = torch.load(tmp_path / "solo" / f"t{k}" / records.CHECKPOINT, weights_only=False)
+        assert all(torch.equal(batch_state["model"][n], v) for n, v in solo_state["model"].items())
+        assert batch_state["optimizer"]["param_groups"] == solo_state["optimizer"]["param_groups"]
+        assert batch_state["schedule"] == solo_state["schedule"]
+
+
+def test_a_diverging_trial_leaves_the_batch_and_the_others_are_unchanged(tmp_path):
+    import records
+    import train
+    diverging = ("--optimizer", "sgd", "--lr", "1e6", "--seed", "3")
+    runs = [("--optimizer", "sgd", "--lr", "1e-2", "--seed", "0"), diverging, ("--optimizer", "sgd", "--lr", "0.1", "--seed", "1")]
+    assert train.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t, epochs=3) for k, t in enumerate(runs)]) == 0
+    assert records.load_metrics(tmp_path / "batch" / "t1")["status"] == "diverged"
+    for k in (0, 2):
+        assert train.main(run_argv(tmp_path / "solo", f"t{k}", *runs[k], epochs=3)) == 0
+        close_records(records.load_metrics(tmp_path / "batch" / f"t{k}"), records.load_metrics(tmp_path / "solo" / f"t{k}"))
+    assert train.main(run_argv(tmp_path / "solo", "t1", *diverging, epochs=3)) == 3
+    close_records(records.load_metrics(tmp_path / "batch" / "t1"), records.load_metrics(tmp_path / "solo" / "t1"))
+
+
+def test_a_batch_resumes_where_it_stopped_and_each_trial_resumes_alone(tmp_path):
+    import records
+    import train
+    argvs = lambda out, epochs, *extra: [run_argv(out, f"t{k}", *t, *extra, epochs=epochs) for k, t in enumerate(TRIALS)]
+    assert train.train_runs(argvs(tmp_path / "batch", 1)) == 0
+    assert train.train_runs(argvs(tmp_path / "batch", 3, "--resume")) == 0          # on, batched
+    assert train.train_runs(argvs(tmp_path / "mixed", 2)) == 0
+    assert train.main(run_argv(tmp_path / "mixed", "t1", *TRIALS[1], "--resume", epochs=3)) == 0   # on, alone
+    for k, t in enumerate(TRIALS):
+        assert train.main(run_argv(tmp_path / "solo", f"t{k}", *t, epochs=3)) == 0
+        solo = records.load_metrics(tmp_path / "solo" / f"t{k}")
+        close_records(records.load_metrics(tmp_path / "batch" / f"t{k}"), solo)
+    close_records(records.load_metrics(tmp_path / "mixed" / "t1"), records.load_metrics(tmp_path / "solo" / "t1"))
+
+
+def test_runs_that_differ_in_more_than_their_own_settings_are_refused(tmp_path):
+    import train
+    from cli import UserError
+    with pytest.raises(UserError, match="must share batch_size"):
+        train.train_runs([run_argv(tmp_path, "a"), run_argv(tmp_path, "b", "--batch-size", "64")])
+    with pytest.raises(UserError, match="no stacked model"):
+        train.train_runs([[*run_argv(tmp_path, "a"), "--workload", "cifar10-cnn"],
+                          [*run_argv(tmp_path, "b"), "--workload", "cifar10-cnn"]])
