@@ -71,7 +71,11 @@ def build_parser():
                         "(default: the workload's L2 if it has one, else 0)")
     p.add_argument("--target", type=float,
                    help="value of the workload's target metric for epochs-to-target (default: the workload's)")
-    p.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel (default: 1)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs (or batches of runs) in parallel (default: 1)")
+    p.add_argument("--batch-trials", default="auto",
+                   help="train up to K runs of one optimizer together as one stacked model (src/trials.py), each "
+                        "as it would run alone; 1 = one at a time; auto = what pays for the workload on the device, "
+                        "printed (default: auto)")
     p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
     p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
     p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
@@ -150,6 +154,7 @@ def check_args(args, train_args):
     import workloads
     run_args = parse_train_args(train_args)
     workload = workloads.WORKLOADS[run_args.workload]
+    args.batch_trials = batch_trials(args.batch_trials, workload, run_args.device)
     args.epochs = args.epochs or workload.epochs
     if args.weight_decay is None:
         args.weight_decay = workload.weight_decay or 0.0
@@ -159,6 +164,52 @@ def check_args(args, train_args):
     if args.select == "val_acc" and not workload.has_accuracy:
         raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
     return workload
+
+
+# --batch-trials auto, per device type: how many trials of a stackable model train together. On a
+# 2-core CPU only the logistic regressions gain (their steps are fixed cost; the MLP and the VAE
+# are compute-bound: src/benchmark.py --trials measures it); on a GPU every small model does.
+AUTO_BATCH = {"cpu": {"logreg": 16}, "cuda": {"logreg": 64, "mlp": 16, "vae": 16}}
+
+
+def batch_trials(value, workload, device):
+    """--batch-trials as a number: given, or auto for the workload's model on the device."""
+    import provenance
+    import trials
+    if value != "auto":
+        try:
+            k = int(value)
+        except ValueError:
+            k = 0
+        if k < 1:
+            raise UserError(f"--batch-trials {value!r}: give a positive whole number or auto")
+        if k > 1 and not trials.stackable(workload.model):
+            print(f"--batch-trials {k}: model {workload.model} does not stack; its runs train one at a time")
+            return 1
+        return k
+    kind = provenance.pick_device(device).type
+    k = AUTO_BATCH.get(kind, {}).get(workload.model, 1)
+    if k > 1:
+        print(f"trials batched {k} at a time (--batch-trials auto: model {workload.model} on {kind})")
+    return k
+
+
+def batch_sizes(args, train_args):
+    """{optimizer: trials per batch}: an optimizer that cannot take one parameter group per trial
+    trains its runs one at a time, said in one line."""
+    import optimizers
+    import torch
+    sizes = {}
+    for opt in args.optimizers:
+        sizes[opt] = args.batch_trials
+        if args.batch_trials > 1:
+            params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
+            try:
+                optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, train_args))
+            except UserError:
+                print(f"{opt} takes no parameter group per trial; its runs train one at a time")
+                sizes[opt] = 1
+    return sizes
 
 
 def check_planned_runs(plan, args, train_args):
@@ -302,34 +353,53 @@ def now():
 
 def run_all(jobs, args, train_args, sweep_dir, command):
     """Run what is not finished: one after another (stopping at the first interrupted or failed run),
-    or spread over processes or a Dask cluster by joblib."""
+    or spread over processes or a Dask cluster by joblib; K trials at a time where they batch."""
     threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
-    todo = []
-    for opt, setting, seed in jobs:
-        argv = run_argv(opt, setting, seed, args, train_args, ["--quiet", *threads])
-        todo.append((argv, str(records.sweep_run_dir(sweep_dir, opt, setting, seed)), args.epochs, args.trust_pickles))
+    todo = [(opt, run_argv(opt, setting, seed, args, train_args, ["--quiet", *threads]),
+             str(records.sweep_run_dir(sweep_dir, opt, setting, seed))) for opt, setting, seed in jobs]
+    todo = [(opt, argv, d) for opt, argv, d in todo if run_state(Path(d), args.epochs, args.trust_pickles) != "finished"]
+    tasks = batches(todo, batch_sizes(args, train_args))
     try:
         if args.backend == "local" and args.jobs == 1:
             outcomes = []
-            for job in todo:
-                outcomes.append(run_one(*job, SRC))
-                stop_on(outcomes[-1], job[1], sweep_dir, command)
+            for task in tasks:
+                outcomes.append(run_task(task, SRC))
+                stop_on(outcomes[-1], task[0][0], sweep_dir, command)
         else:
-            outcomes = parallel(todo, args)
+            outcomes = parallel(tasks, args)
     except KeyboardInterrupt:
         outcomes = [(EXIT_SIGINT, None)]
-    for outcome, job in zip(outcomes, todo):
-        stop_on(outcome, job[1], sweep_dir, command)
-    ran = sum(code != "skipped" for code, _ in outcomes)
-    print(f"{len(todo)} run(s): {len(todo) - ran} already finished, {ran} trained")
+    for outcome, task in zip(outcomes, tasks):
+        stop_on(outcome, task[0][0], sweep_dir, command)
+    print(f"{len(jobs)} run(s): {len(jobs) - len(todo)} already finished, {len(todo)} trained"
+          + (f" in {len(tasks)} batch(es)" if len(tasks) < len(todo) else ""))
 
 
-def parallel(todo, args):
+def batches(todo, sizes):
+    """[(dir, argv)] groups of at most sizes[optimizer] runs of one optimizer that continue from one epoch."""
+    groups = {}
+    for opt, argv, directory in todo:
+        groups.setdefault((opt, progress(Path(directory))), []).append((directory, argv))
+    return [members[i:i + sizes[opt]] for (opt, _), members in groups.items()
+            for i in range(0, len(members), sizes[opt])]
+
+
+def progress(directory):
+    """The epoch a run continues from: its checkpoint's, or -1 for a run to start."""
+    if not (directory / records.CHECKPOINT).exists():
+        return -1
+    try:
+        return records.load_metrics(directory)["epoch"][-1]
+    except (UserError, IndexError):
+        return -1
+
+
+def parallel(tasks, args):
     if args.backend == "dask":
         from dask.distributed import Client
         with Client(args.scheduler), joblib.parallel_backend("dask"):
-            return joblib.Parallel(n_jobs=-1)(joblib.delayed(run_one)(*job, SRC) for job in todo)
-    return joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_one)(*job, SRC) for job in todo)
+            return joblib.Parallel(n_jobs=-1)(joblib.delayed(run_task)(task, SRC) for task in tasks)
+    return joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_task)(task, SRC) for task in tasks)
 
 
 def stop_on(outcome, directory, sweep_dir, command):
@@ -342,19 +412,19 @@ def stop_on(outcome, directory, sweep_dir, command):
         raise UserError(f"{Path(directory).relative_to(sweep_dir)}: {message}")
 
 
-def run_one(argv, directory, epochs, trust_pickles, src):
-    """One ordinary training run, resumed if it was interrupted -> (exit code or 'skipped', error or None)."""
+def run_task(task, src):
+    """Train one run, or a batch of runs together, each resumed if it was interrupted
+    -> (exit code, error or None)."""
     if src not in sys.path:          # a fresh worker process (loky, Dask) may not have src/ on its path
         sys.path.insert(0, src)
     import train
-    directory = Path(directory)
-    state = run_state(directory, epochs, trust_pickles)
-    if state == "finished":
-        return "skipped", None
-    extra = ["--resume"] if (directory / records.CHECKPOINT).exists() else ["--overwrite"] if directory.exists() else []
+    argvs = []
+    for directory, argv in task:
+        directory = Path(directory)
+        extra = ["--resume"] if (directory / records.CHECKPOINT).exists() else ["--overwrite"] if directory.exists() else []
+        argvs.append([*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra])
     try:
-        return train.main([*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra],
-                          resume_hint=False), None
+        return train.train_runs(argvs, resume_hint=False), None
     except UserError as err:
         return EXIT_USAGE, str(err)
 
