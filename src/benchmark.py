@@ -15,6 +15,13 @@ your own module:Class / file.py:Class, with --opt KEY=VALUE) and batch size:
   tutorial   (cifar10-cnn only) torchvision RandomCrop(32, 4) + RandomHorizontalFlip + ToTensor +
              Normalize per PIL image, DataLoader(batch_size=128, shuffle=True, num_workers=0), fp32,
              NCHW, and the tutorial's loss.item() every step
+Trials mode (--trials K ...), for workloads whose model stacks (src/trials.py): trial-steps per
+second of K trials trained as one stacked model through train.train_epoch, against the same trials
+run one after another (a solo run's rate: K of them take K times as long), each trial with its own
+learning rate; once with one data order for all (trials that share a seed: one minibatch feeds
+them all) and once with each trial's own.
+    python src/benchmark.py --workload mnist-logreg --trials 1 4 16 64 --threads 1
+    python src/benchmark.py --workload all --trials 1 4 16 64 --threads 1     # every stackable workload
 Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
 neighbour shifts all alike. The projected run is the workload's default epochs over the full
 dataset plus its evaluations. Peak resident memory is read after the whole dataset is loaded and a
@@ -42,6 +49,7 @@ import optimizers
 import provenance
 import records
 import train
+import trials as batched
 import workloads
 from cli import Parser, UserError, positive_int, run_main
 
@@ -69,6 +77,9 @@ def build_parser():
     p.add_argument("--tiny", action="store_true", help="smoke test: a few hundred synthetic samples")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--trials", type=positive_int, nargs="+", metavar="K",
+                   help="trials mode: K trials trained as one stacked model against the same trials one after "
+                        "another, for each K given (e.g. --trials 1 4 16 64)")
     return p
 
 
@@ -76,6 +87,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.json:
         records.ensure_writable(Path(args.json).resolve().parent, "--json")   # fail before the work, not after
+    if args.trials:
+        return trials_mode(args)
     if args.workload == "all":
         return run_all(args, argv or sys.argv[1:])
     report = measure(args)
@@ -279,6 +292,83 @@ def print_report(r):
         print(f"  pipeline / tutorial = {r['ratio_pipeline_to_tutorial']:.2f}")
     print(f"  projected {r['epochs']}-epoch run (with evaluation): {r['projected_run_s'] / 60:.1f} min")
     print(f"  peak resident memory: {r['peak_rss_mb']:.0f} MB")
+
+
+# ---------------------------------------------------------------- trials mode
+
+def trials_mode(args):
+    names = [args.workload] if args.workload != "all" else [
+        n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model)]
+    for name in names:
+        if not batched.stackable(workloads.WORKLOADS[name].model):
+            raise UserError(f"--trials: workload {name} has no stacked model (stackable: "
+                            f"{', '.join(n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model))})")
+    rows = [row for name in names for row in measure_trials(args, name)]
+    device = provenance.describe_device(provenance.pick_device(args.device))
+    print(f"device {device['type']} ({device['name']}, {device['cpu']['capability']}, {device['threads']} threads), "
+          f"{args.optimizer}, {args.steps} steps x {args.rounds} rounds, torch {torch.__version__}")
+    print(trials_table(rows))
+    if args.json:
+        records.save_json({"device": device, "rows": rows}, args.json)
+    return 0
+
+
+def measure_trials(args, name):
+    """Per K and data order: the median trial-steps/s over interleaved rounds, and its ratio to solo runs."""
+    workload = workloads.WORKLOADS[name]
+    device = provenance.pick_device(args.device)
+    train.configure_backends(args.threads, True, device)
+    settings = train.Settings(args.batch_size or workload.batch_size, provenance.resolve_precision(args.precision, device),
+                              eval_batch_size=workload.eval_batch_size)
+    hyper = optimizers.resolve(args.optimizer, {}, optimizers.parse_opts(args.opt))
+    data, inputs = load(args, workload, device)
+    configs = [(1, True)] + [(k, shared) for k in args.trials if k > 1 for shared in (True, False)]
+    rates = {c: [] for c in configs}
+    for _ in range(args.rounds):
+        for k, shared in configs:
+            rates[(k, shared)].append(time_trials(k, shared, workload, data, inputs, settings, device, args, hyper))
+    solo = statistics.median(rates[(1, True)])
+    return [{"workload": name, "trials": k, "data_order": "shared" if shared else "own",
+             "trial_steps_per_s": statistics.median(r), "solo_trial_steps_per_s": solo,
+             "ratio": statistics.median(r) / solo} for (k, shared), r in rates.items()]
+
+
+def time_trials(k, shared, workload, data, inputs, settings, device, args, hyper):
+    """Trial-steps/s of train.train_epoch on k stacked trials (k = 1: a solo run), after a warm-up."""
+    stop = train.StopRequest(handle_signals=False)
+    rate = None
+    for steps in (args.warmup, args.steps):
+        part = datasets.limit(data, steps * settings.batch_size, 1)
+        run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper)
+        optimizer = train.build_optimizer(run)
+        seconds = timed(device, lambda: train.train_epoch(run.model, optimizer, run, 1, stop))
+        rate = k * datasets.batches_per_epoch(len(part.train_y), settings.batch_size) / seconds
+    return rate
+
+
+def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper):
+    """k trials as the sweep would batch them: each its own learning rate, seed (or one shared seed)."""
+    trials_, models_ = [], []
+    for i in range(k):
+        seed = 0 if shared else i
+        own = dict(hyper, lr=hyper["lr"] * (1 + i / k)) if "lr" in hyper else hyper
+        trial = train.Trial([], argparse.Namespace(optimizer=optimizer, seed=seed), own, Path(f"trial{i}"),
+                            metrics=records.new_metrics(1), generator=torch.Generator().manual_seed(seed))
+        torch.manual_seed(seed)
+        models_.append(train.build_model(workload, data, device, channels_last=False))
+        trial.noise = torch.Generator(device=device).manual_seed(seed + 1) if k > 1 else None
+        trials_.append(trial)
+    model = models_[0] if k == 1 else batched.stack(workload.model, models_, [t.noise for t in trials_])
+    return train.Run(model, workload, data, inputs, settings, trials_, models_, resume_hint=False)
+
+
+def trials_table(rows):
+    lines = ["| workload | K | data order | trial-steps/s batched | one after another | speed-up |", "|" + "---|" * 6]
+    for r in rows:
+        if r["trials"] > 1:
+            lines.append(f"| {r['workload']} | {r['trials']} | {r['data_order']} | {r['trial_steps_per_s']:.0f} | "
+                         f"{r['solo_trial_steps_per_s']:.0f} | {r['ratio']:.2f}x |")
+    return "\n".join(lines)
 
 
 def run_all(args, argv):

@@ -93,6 +93,9 @@ def build_parser():
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory format for convolutional models (default: on)")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True, help="allow TF32 for fp32 matmuls on CUDA (default: on)")
+    p.add_argument("--stacked-step", action="store_true",
+                   help="runs trained together (a sweep's --batch-trials): compute Adam's or SGD's update once over "
+                        "the stacked tensors instead of once per run (trials.StackedStep); others are refused")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice, one per physical core)")
     p.add_argument("--output-dir", default="outputs", help="parent folder of run records (default: outputs)")
     p.add_argument("--run-name", help="run folder name (default: <optimizer>_seed<seed>)")
@@ -176,7 +179,8 @@ def train_runs(argvs, resume_hint=True):
             raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
         configure_backends(args.threads, args.tf32, device)
         models_ = [build_trial_model(t, workload, data, device, len(runs) > 1) for t in runs]
-        model = models_[0] if len(runs) == 1 else batched.stack(workload.model, models_, [t.noise for t in runs])
+        model = models_[0] if len(runs) == 1 else batched.stack(workload.model, models_, [t.noise for t in runs],
+                                                                 stacked_grads=args.stacked_step)
         run = Run(model, workload, data, inputs, settings, runs, models_, resume_hint)
         check_model_accepts(run)
         for t in runs:
@@ -422,6 +426,7 @@ class Run:
     trials: list                 # [Trial]: one for an ordinary run
     models: list                 # each trial's own model (a stacked trial's parameters are views)
     resume_hint: bool = True     # on Ctrl-C, print the train.py command that resumes (a sweep prints its own)
+    fast_step: object = None     # a trials.StackedStep standing in for optimizer.step (--stacked-step)
 
     @property
     def args(self):
@@ -459,6 +464,11 @@ def train(run, device):
     """Epoch 0 (an evaluation of the untrained model), then every epoch, saving after each."""
     args = run.args
     optimizer = build_optimizer(run)
+    if run.stacked and args.stacked_step:
+        try:
+            run.fast_step = batched.StackedStep(optimizer, run.model)
+        except ValueError as err:
+            raise UserError(str(err)) from None
     schedule = workloads.make_schedule(args.lr_schedule, optimizer)
     for t in run.trials:
         t.generator = torch.Generator().manual_seed(t.args.seed)     # data order and augmentation
@@ -533,10 +543,11 @@ def train_epoch(model, optimizer, run, epoch, stop):
                                     leave=False)):
         with autocast(device, run.settings.precision):
             loss, out = run.objective(model, x, y)
-        optimizer.zero_grad(set_to_none=True)
+        stepper = run.fast_step or optimizer
+        stepper.zero_grad(set_to_none=True)
         (loss if loss.dim() == 0 else loss.sum()).backward()     # trials' losses are independent: one backward
         freeze_diverged(run)
-        optimizer.step()
+        stepper.step()
         losses.append(loss.detach())
         outputs.append(out)
         labels.append(y)

@@ -44,29 +44,34 @@ class StackedLinear(torch.autograd.Function):
             grad_weight = grad.transpose(0, 1).reshape(len(x), k * out).t().mm(x).view(k, out, n)
         else:
             grad_weight = torch.bmm(grad.transpose(1, 2), x)
+        grad_bias = grad.sum(1)
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.bmm(grad, weight)
             grad_x = grad_x.sum(0) if x.dim() == 2 else grad_x
-        return (grad_x, None, None, *grad_weight.unbind(0), *grad.sum(1).unbind(0))
+        if ctx.needs_input_grad[1]:           # stacked step: the stacked tensors take the gradients whole
+            return grad_x, grad_weight, grad_bias
+        return (grad_x, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
 
 
 class Stack(nn.Module):
     """K copies of one model, trained as one: each trial's model keeps its parameters, which become
-    views into one stacked tensor per parameter name."""
+    views into one stacked tensor per parameter name. With stacked_grads (for StackedStep) the
+    stacked tensors themselves take the gradients, whole."""
 
-    def __init__(self, models, generators, forward):
+    def __init__(self, models, generators, forward, stacked_grads=False):
         super().__init__()
         self.trials = list(models)            # a plain list: their parameters are views of ours
         self.generators = list(generators)    # per trial: dropout masks and sampling noise
         self.stacked_forward = forward
+        self.stacked_grads = stacked_grads
         self.stacked, self.views = {}, {}
         for name, _ in self.trials[0].named_parameters():
             base = torch.stack([m.get_parameter(name).detach() for m in self.trials])
-            self.stacked[name] = base
+            self.stacked[name] = nn.Parameter(base, requires_grad=stacked_grads)
             self.views[name] = []
             for k, m in enumerate(self.trials):
-                view = nn.Parameter(base[k])
+                view = nn.Parameter(base[k], requires_grad=not stacked_grads)
                 set_parameter(m, name, view)
                 self.views[name].append(view)
 
@@ -78,7 +83,8 @@ class Stack(nn.Module):
 
     def linear(self, prefix, x):
         weight, bias = f"{prefix}.weight", f"{prefix}.bias"
-        return StackedLinear.apply(x, self.stacked[weight], self.stacked[bias], *self.views[weight], *self.views[bias])
+        views = () if self.stacked_grads else (*self.views[weight], *self.views[bias])
+        return StackedLinear.apply(x, self.stacked[weight], self.stacked[bias], *views)
 
     def dropout(self, h, p):
         """nn.Dropout per trial, drawing each trial's mask from its own stream as the solo run would."""
@@ -145,8 +151,8 @@ def stackable(model_name):
     return model_name in STACKED
 
 
-def stack(model_name, models, generators):
-    return Stack(models, generators, STACKED[model_name])
+def stack(model_name, models, generators, stacked_grads=False):
+    return Stack(models, generators, STACKED[model_name], stacked_grads)
 
 
 # ---------------------------------------------------------------- losses per trial
@@ -235,3 +241,105 @@ def merge_schedules(solo_states):
 def trial_model_state(stack, k):
     """Trial k's model state_dict, cloned out of the stacked storage (a view would save all K)."""
     return {name: t.detach().clone() for name, t in stack.trials[k].state_dict().items()}
+
+
+# ---------------------------------------------------------------- --stacked-step
+
+class StackedStep:
+    """The update of torch.optim.Adam (L2 weight decay) or torch.optim.SGD (momentum, Nesterov),
+    computed once over the stacked tensors with each trial's settings broadcast along the first
+    dimension, instead of once per trial's parameter group: an option (--stacked-step), never
+    silent. The K-group optimizer stays the bookkeeping: its groups hold each trial's settings (the
+    schedule sets their lr), its state holds views of the stacked state, so checkpoints are those of
+    solo runs. Operation by operation as torch's single-tensor CPU implementation, so that on the
+    CPU the numbers are the same (tests/test_trials.py)."""
+
+    def __init__(self, optimizer, stack):
+        why = stacked_step_refusal(optimizer)
+        if why:
+            raise ValueError(why)
+        self.optimizer, self.stack, self.kind = optimizer, stack, type(optimizer).__name__
+        self.names = list(stack.stacked)
+        self.buffers = {}                    # name -> {state key: stacked tensor}
+        self.started = False
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.stack.stacked.values():
+            p.grad = None
+
+    def setting(self, key, like, index=None):
+        """[K, 1, ...]: one group setting per trial, as the tensor `like` (the float the kernel would use)."""
+        values = [g[key] if index is None else g[key][index] for g in self.optimizer.param_groups]
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+
+    @torch.no_grad()
+    def step(self):
+        if not self.started:        # once: the optimizer's own step, a no-op (its parameters hold no gradient),
+            self.optimizer.step()   # so that the learning-rate schedule sees it stepped
+            self.started = True
+        for name in self.names:
+            param = self.stack.stacked[name]
+            if param.grad is not None:
+                (self.adam if self.kind == "Adam" else self.sgd)(name, param, param.grad)
+
+    def state(self, name, key, make):
+        """The stacked state tensor `key` of parameter `name`: adopted from the optimizer's per-trial
+        state (a resume loads it there) or made; each trial's state entry becomes a view of it."""
+        buffers = self.buffers.setdefault(name, {})
+        if key not in buffers:
+            per_trial = [self.optimizer.state[view].get(key) for view in self.stack.views[name]]
+            buffers[key] = torch.stack(per_trial) if all(t is not None for t in per_trial) else make()
+            for view, own in zip(self.stack.views[name], buffers[key]):
+                self.optimizer.state[view][key] = own
+        return buffers[key]
+
+    def with_weight_decay(self, grad, param):
+        if all(g["weight_decay"] == 0 for g in self.optimizer.param_groups):
+            return grad
+        return grad.add(param * self.setting("weight_decay", param))      # grad.add(param, alpha=wd), per trial
+
+    def adam(self, name, param, grad):
+        steps = self.state(name, "step", lambda: torch.zeros(len(param), dtype=torch.float32))
+        exp_avg = self.state(name, "exp_avg", lambda: torch.zeros_like(param))
+        exp_avg_sq = self.state(name, "exp_avg_sq", lambda: torch.zeros_like(param))
+        steps.add_(1)
+        grad = self.with_weight_decay(grad, param)
+        betas = [g["betas"] for g in self.optimizer.param_groups]
+        one_minus = lambda values: torch.tensor(values, dtype=param.dtype, device=param.device).view(
+            -1, *[1] * (param.dim() - 1))
+        exp_avg.lerp_(grad, one_minus([1 - b1 for b1, _ in betas]))
+        exp_avg_sq.mul_(self.setting("betas", param, 1)).add_(one_minus([1 - b2 for _, b2 in betas]) * grad * grad)
+        step, lrs = steps.tolist(), [g["lr"] for g in self.optimizer.param_groups]
+        step_size = [lr / (1 - b1 ** s) for lr, (b1, _), s in zip(lrs, betas, step)]
+        bias_correction2_sqrt = [(1 - b2 ** s) ** 0.5 for (_, b2), s in zip(betas, step)]
+        denom = (exp_avg_sq.sqrt() / one_minus(bias_correction2_sqrt)).add_(self.setting("eps", param))
+        param.add_(one_minus([-x for x in step_size]) * exp_avg / denom)     # addcdiv_(value=-step_size)
+
+    def sgd(self, name, param, grad):
+        grad = self.with_weight_decay(grad, param)
+        momentum = self.setting("momentum", param)
+        if self.optimizer.param_groups[0]["momentum"] != 0:
+            started = name in self.buffers or self.optimizer.state[self.stack.views[name][0]].get("momentum_buffer") is not None
+            buf = self.state(name, "momentum_buffer", lambda: grad.detach().clone())    # the first step: a copy
+            if started:
+                buf.mul_(momentum).add_(grad)                                          # dampening 0
+            grad = grad.add(momentum * buf) if self.optimizer.param_groups[0]["nesterov"] else buf
+        param.add_(self.setting("lr", param).neg() * grad)                         # add_(grad, alpha=-lr)
+
+
+def stacked_step_refusal(optimizer):
+    """Why StackedStep cannot stand in for this optimizer, or None."""
+    groups = optimizer.param_groups
+    same = lambda key: len({repr(g.get(key)) for g in groups}) == 1
+    if type(optimizer) is torch.optim.Adam:
+        flags = [k for k in ("amsgrad", "maximize", "capturable", "differentiable", "fused", "decoupled_weight_decay")
+                 if any(g.get(k) for g in groups)]
+        return f"--stacked-step: torch.optim.Adam with {', '.join(flags)} has no stacked form" if flags else None
+    if type(optimizer) is torch.optim.SGD:
+        if any(g.get("maximize") or g.get("dampening") or g.get("differentiable") or g.get("fused") for g in groups):
+            return "--stacked-step: SGD with maximize, dampening or fused has no stacked form"
+        if not (same("nesterov") and len({g["momentum"] == 0 for g in groups}) == 1):
+            return "--stacked-step: the trials must all use momentum or all not, and agree on nesterov"
+        return None
+    return (f"--stacked-step: {type(optimizer).__name__} has no stacked form (torch.optim.Adam and SGD have); "
+            "without the flag every optimizer runs batched, one parameter group per trial")

@@ -17,3 +17,20 @@ def test_benchmark_smoke_prints_every_figure(tmp_path):
     assert all(v > 0 for v in report["samples_per_s"].values())
     assert report["ratio_pipeline_to_compute"] == report["samples_per_s"]["pipeline"] / report["samples_per_s"]["compute"]
     assert report["peak_rss_mb"] > 0 and report["device"]["type"] == "cpu"
+
+
+def test_trials_mode_prints_the_speed_up_table(tmp_path):
+    out = tmp_path / "trials.json"
+    proc = run_script("benchmark.py", "--workload", "mnist-logreg", "--tiny", "--trials", "1", "4", "--steps", "2",
+                      "--warmup", "1", "--rounds", "1", "--threads", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "| mnist-logreg | 4 | shared |" in proc.stdout and "| mnist-logreg | 4 | own |" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["trials"], r["data_order"]) for r in rows} == {(1, "shared"), (4, "shared"), (4, "own")}
+    assert all(r["ratio"] == r["trial_steps_per_s"] / r["solo_trial_steps_per_s"] for r in rows)
+
+
+def test_trials_mode_refuses_a_model_that_does_not_stack():
+    from conftest import assert_one_line_error
+    proc = run_script("benchmark.py", "--workload", "imdb-bow-logreg", "--tiny", "--trials", "4")
+    assert_one_line_error(proc, "has no stacked model")
