@@ -19,7 +19,8 @@ Trials mode (--trials K ...), for workloads whose model stacks (src/trials.py): 
 second of K trials trained as one stacked model through train.train_epoch, against the same trials
 run one after another (a solo run's rate: K of them take K times as long), each trial with its own
 learning rate; once with one data order for all (trials that share a seed: one minibatch feeds
-them all) and once with each trial's own.
+them all) and once with each trial's own; each with one optimizer group per trial (any optimizer)
+and, where the optimizer has one (Adam, SGD), with --stacked-step.
     python src/benchmark.py --workload mnist-logreg --trials 1 4 16 64 --threads 1
     python src/benchmark.py --workload all --trials 1 4 16 64 --threads 1     # every stackable workload
 Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
@@ -322,31 +323,35 @@ def measure_trials(args, name):
                               eval_batch_size=workload.eval_batch_size)
     hyper = optimizers.resolve(args.optimizer, {}, optimizers.parse_opts(args.opt))
     data, inputs = load(args, workload, device)
-    configs = [(1, True)] + [(k, shared) for k in args.trials if k > 1 for shared in (True, False)]
+    steps = [False, True] if type(optimizers.build(args.optimizer, [torch.zeros(1, requires_grad=True)], hyper)) in (
+        torch.optim.Adam, torch.optim.SGD) else [False]
+    configs = [(1, True, False)] + [(k, shared, stacked) for k in args.trials if k > 1 for shared in (True, False)
+                                    for stacked in steps]
     rates = {c: [] for c in configs}
     for _ in range(args.rounds):
-        for k, shared in configs:
-            rates[(k, shared)].append(time_trials(k, shared, workload, data, inputs, settings, device, args, hyper))
-    solo = statistics.median(rates[(1, True)])
+        for c in configs:
+            rates[c].append(time_trials(*c, workload, data, inputs, settings, device, args, hyper))
+    solo = statistics.median(rates[(1, True, False)])
     return [{"workload": name, "trials": k, "data_order": "shared" if shared else "own",
-             "trial_steps_per_s": statistics.median(r), "solo_trial_steps_per_s": solo,
-             "ratio": statistics.median(r) / solo} for (k, shared), r in rates.items()]
+             "step": "stacked" if stacked else "per trial", "trial_steps_per_s": statistics.median(r),
+             "solo_trial_steps_per_s": solo, "ratio": statistics.median(r) / solo} for (k, shared, stacked), r in rates.items()]
 
 
-def time_trials(k, shared, workload, data, inputs, settings, device, args, hyper):
+def time_trials(k, shared, stacked, workload, data, inputs, settings, device, args, hyper):
     """Trial-steps/s of train.train_epoch on k stacked trials (k = 1: a solo run), after a warm-up."""
     stop = train.StopRequest(handle_signals=False)
     rate = None
     for steps in (args.warmup, args.steps):
         part = datasets.limit(data, steps * settings.batch_size, 1)
-        run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper)
+        run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked)
         optimizer = train.build_optimizer(run)
+        run.fast_step = batched.StackedStep(optimizer, run.model) if stacked else None
         seconds = timed(device, lambda: train.train_epoch(run.model, optimizer, run, 1, stop))
         rate = k * datasets.batches_per_epoch(len(part.train_y), settings.batch_size) / seconds
     return rate
 
 
-def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper):
+def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper, stacked_step=False):
     """k trials as the sweep would batch them: each its own learning rate, seed (or one shared seed)."""
     trials_, models_ = [], []
     for i in range(k):
@@ -358,16 +363,17 @@ def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hy
         models_.append(train.build_model(workload, data, device, channels_last=False))
         trial.noise = torch.Generator(device=device).manual_seed(seed + 1) if k > 1 else None
         trials_.append(trial)
-    model = models_[0] if k == 1 else batched.stack(workload.model, models_, [t.noise for t in trials_])
+    model = models_[0] if k == 1 else batched.stack(workload.model, models_, [t.noise for t in trials_], stacked_step)
     return train.Run(model, workload, data, inputs, settings, trials_, models_, resume_hint=False)
 
 
 def trials_table(rows):
-    lines = ["| workload | K | data order | trial-steps/s batched | one after another | speed-up |", "|" + "---|" * 6]
+    lines = ["| workload | K | data order | optimizer step | trial-steps/s batched | one after another | speed-up |",
+             "|" + "---|" * 7]
     for r in rows:
         if r["trials"] > 1:
-            lines.append(f"| {r['workload']} | {r['trials']} | {r['data_order']} | {r['trial_steps_per_s']:.0f} | "
-                         f"{r['solo_trial_steps_per_s']:.0f} | {r['ratio']:.2f}x |")
+            lines.append(f"| {r['workload']} | {r['trials']} | {r['data_order']} | {r['step']} | "
+                         f"{r['trial_steps_per_s']:.0f} | {r['solo_trial_steps_per_s']:.0f} | {r['ratio']:.2f}x |")
     return "\n".join(lines)
 
 

@@ -24,9 +24,10 @@ def test_trials_mode_prints_the_speed_up_table(tmp_path):
     proc = run_script("benchmark.py", "--workload", "mnist-logreg", "--tiny", "--trials", "1", "4", "--steps", "2",
                       "--warmup", "1", "--rounds", "1", "--threads", "1", "--json", out)
     assert proc.returncode == 0, proc.stderr
-    assert "| mnist-logreg | 4 | shared |" in proc.stdout and "| mnist-logreg | 4 | own |" in proc.stdout
+    assert "| mnist-logreg | 4 | shared | stacked |" in proc.stdout and "| mnist-logreg | 4 | own | per trial |" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert {(r["trials"], r["data_order"]) for r in rows} == {(1, "shared"), (4, "shared"), (4, "own")}
+    assert {(r["trials"], r["data_order"], r["step"]) for r in rows} == {
+        (1, "shared", "per trial"), *((4, order, step) for order in ("shared", "own") for step in ("per trial", "stacked"))}
     assert all(r["ratio"] == r["trial_steps_per_s"] / r["solo_trial_steps_per_s"] for r in rows)
 
 
