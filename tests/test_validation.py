@@ -76,8 +76,8 @@ def test_selection_never_reads_the_test_split(tmp_path):
     # The test split ranks the rates the other way round: a pick that looked at it would differ.
     fake_record(records.sweep_run_dir(tmp_path, "adam", 1e-3, 0), [10.0, 60.0], [10.0, 20.0])
     fake_record(records.sweep_run_dir(tmp_path, "adam", 1e-2, 0), [10.0, 50.0], [10.0, 90.0])
-    stage1 = [("adam", 1e-3, 0), ("adam", 1e-2, 0)]
-    assert sweep.pick_best(stage1, tmp_path, "val_acc") == {"adam": 1e-3}
+    stage1 = [("adam", {"lr": 1e-3}, 0), ("adam", {"lr": 1e-2}, 0)]
+    assert sweep.pick_best(stage1, tmp_path, "val_acc") == {"adam": {"lr": 1e-3}}
 
 
 def test_a_sweep_refuses_to_select_on_the_test_split(tmp_path):
