@@ -340,15 +340,14 @@ def measure_trials(args, name):
 def time_trials(k, shared, stacked, workload, data, inputs, settings, device, args, hyper):
     """Trial-steps/s of train.train_epoch on k stacked trials (k = 1: a solo run), after a warm-up."""
     stop = train.StopRequest(handle_signals=False)
-    rate = None
-    for steps in (args.warmup, args.steps):
-        part = datasets.limit(data, steps * settings.batch_size, 1)
-        run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked)
-        optimizer = train.build_optimizer(run)
-        run.fast_step = batched.StackedStep(optimizer, run.model) if stacked else None
-        seconds = timed(device, lambda: train.train_epoch(run.model, optimizer, run, 1, stop))
-        rate = k * datasets.batches_per_epoch(len(part.train_y), settings.batch_size) / seconds
-    return rate
+    part = datasets.limit(data, args.steps * settings.batch_size, 1)
+    run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked)
+    optimizer = train.build_optimizer(run)
+    run.fast_step = batched.StackedStep(optimizer, run.model) if stacked else None
+    warm = replace(run, data=datasets.limit(data, args.warmup * settings.batch_size, 1))
+    train.train_epoch(run.model, optimizer, warm, 1, stop)          # the same model, optimizer and buffers, warm
+    seconds = timed(device, lambda: train.train_epoch(run.model, optimizer, run, 1, stop))
+    return k * datasets.batches_per_epoch(len(part.train_y), settings.batch_size) / seconds
 
 
 def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper, stacked_step=False):
