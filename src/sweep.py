@@ -169,7 +169,7 @@ def check_args(args, train_args):
 # --batch-trials auto, per device type: how many trials of a stackable model train together. On a
 # 2-core CPU only the logistic regressions gain (their steps are fixed cost; the MLP and the VAE
 # are compute-bound: src/benchmark.py --trials measures it); on a GPU every small model does.
-AUTO_BATCH = {"cpu": {"logreg": 64}, "cuda": {"logreg": 64, "mlp": 16, "vae": 16}}
+AUTO_BATCH = {"cpu": {"logreg": 64, "bow-logreg": 64}, "cuda": {"logreg": 64, "bow-logreg": 64, "mlp": 16, "vae": 16}}
 
 
 def batch_trials(value, workload, device):

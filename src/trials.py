@@ -16,6 +16,8 @@ bit-identical to the solo run's after 50 steps (the same matrix kernels per tria
 minibatch the first layer is one wider product, whose sums round differently, so there the test
 is fp64 agreement to 1e-9.
 """
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,6 +54,62 @@ class StackedLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:           # stacked step: the stacked tensors take the gradients whole
             return grad_x, grad_weight, grad_bias
         return (grad_x, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
+
+
+class StackedBow(torch.autograd.Function):
+    """The bag-of-words regression of K trials: logits[k, r] = the sum of W[k]'s rows at row r's
+    words (each times its trial's dropout scale) + b[k], W stacked [K, V, C]. Shared rows gather
+    each word's weights of every trial as one row of a word-major copy [V, K*C] (a copy of W per
+    step is cheaper than K*C-narrow gathers); each trial's own rows gather its own through flat
+    indices trial * V + word. Either way each logit sums its words in the solo run's order: no
+    product rounds differently, so every trial keeps its solo run's bits."""
+
+    @staticmethod
+    def forward(ctx, cols, row_ids, rows, shared, scale, weight, bias, *views):
+        k, vocab, classes = weight.shape
+        if shared:
+            words = weight.transpose(0, 1).reshape(vocab, k * classes).index_select(0, cols).view(-1, k, classes)
+            if scale is not None:
+                words = words * scale.t().unsqueeze(2)
+            logits = torch.zeros(rows, k * classes, dtype=words.dtype, device=words.device)
+            logits = logits.index_add(0, row_ids, words.view(-1, k * classes)).view(rows, k, classes).transpose(0, 1)
+        else:
+            words = weight.reshape(k * vocab, classes).index_select(0, cols)
+            if scale is not None:
+                words = words * scale.unsqueeze(1)
+            logits = torch.zeros(k * rows, classes, dtype=words.dtype, device=words.device)
+            logits = logits.index_add(0, row_ids, words).view(k, rows, classes)
+        ctx.save_for_backward(cols, row_ids, scale)
+        ctx.shared, ctx.shape = shared, weight.shape
+        return logits + bias.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, row_ids, scale = ctx.saved_tensors
+        k, vocab, classes = ctx.shape
+        if ctx.shared:
+            grad_words = grad.transpose(0, 1).reshape(-1, k * classes).index_select(0, row_ids).view(-1, k, classes)
+            if scale is not None:
+                grad_words = grad_words * scale.t().unsqueeze(2)
+            grad_weight = torch.zeros(vocab, k * classes, dtype=grad.dtype, device=grad.device).index_add_(
+                0, cols, grad_words.view(-1, k * classes)).view(vocab, k, classes).transpose(0, 1).contiguous()
+        else:
+            grad_words = grad.reshape(-1, classes).index_select(0, row_ids)
+            if scale is not None:
+                grad_words = grad_words * scale.unsqueeze(1)
+            grad_weight = torch.zeros(k * vocab, classes, dtype=grad.dtype, device=grad.device).index_add_(
+                0, cols, grad_words).view(k, vocab, classes)
+        grad_bias = grad.sum(1)
+        if ctx.needs_input_grad[5]:
+            return None, None, None, None, None, grad_weight, grad_bias
+        return (None, None, None, None, None, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
+
+
+@dataclass
+class StackedRows:
+    """K trials' minibatches of sparse rows, each in its own order: trial after trial, B rows each."""
+    rows: object                 # bow.SparseRows of K * B rows
+    trials: int
 
 
 class Stack(nn.Module):
@@ -94,6 +152,27 @@ class Stack(nn.Module):
         for k, generator in enumerate(self.generators):
             noise[k].bernoulli_(1 - p, generator=generator)
         return h * noise.div_(1 - p)
+
+    def bag_of_words(self, x):
+        """The solo BowLogisticRegression per trial, on shared rows or StackedRows."""
+        weight, bias = self.stacked["weight"], self.stacked["bias"]
+        k = len(self)
+        shared = not isinstance(x, StackedRows)
+        rows = x if shared else x.rows
+        per_trial = len(rows) if shared else len(rows) // k
+        row_ids = rows.row_ids()
+        if shared:
+            cols, counts = rows.cols, [len(rows.cols)] * k
+        else:                                  # word w of trial t is row t * V + w of the [K * V, C] weights
+            cols = rows.cols + weight.shape[1] * torch.div(row_ids, per_trial, rounding_mode="floor")
+            counts = (rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]).tolist()
+        p = self.trials[0].p
+        scale = None
+        if self.training and p > 0:         # each trial's words kept from its own stream, as torch.rand would
+            keep = [torch.rand(n, generator=g, device=cols.device) >= p for n, g in zip(counts, self.generators)]
+            scale = (torch.stack(keep) if shared else torch.cat(keep)) / (1 - p)
+        views = () if self.stacked_grads else (*self.views["weight"], *self.views["bias"])
+        return StackedBow.apply(cols, row_ids, per_trial, shared, scale, weight, bias, *views)
 
     def randn(self, like):
         """torch.randn_like per trial, from each trial's own stream."""
@@ -143,8 +222,12 @@ def vae_forward(stack, x):
     return reconstruction + kl
 
 
+def bow_forward(stack, x):
+    return stack.bag_of_words(x)
+
+
 # model.MODELS name -> how K of its models run as one; a model not here runs its trials one at a time.
-STACKED = {"logreg": logreg_forward, "mlp": mlp_forward, "vae": vae_forward}
+STACKED = {"logreg": logreg_forward, "mlp": mlp_forward, "vae": vae_forward, "bow-logreg": bow_forward}
 
 
 def stackable(model_name):
@@ -193,17 +276,22 @@ def train_batches(data, inputs, batch_size, generators):
     if (orders == orders[0]).all():
         orders = orders[:1]
     orders = orders.to(device)
+    sparse = not isinstance(data.train_x, torch.Tensor)
     for start in range(0, orders.shape[1], batch_size):
         idx = orders[:, start:start + batch_size]
-        x = inputs(datasets.take(data.train_x, idx.reshape(-1))).reshape(*idx.shape, -1)
+        x = inputs(datasets.take(data.train_x, idx.reshape(-1)))
         y = data.train_y.index_select(0, idx.reshape(-1)).view(idx.shape)
-        yield (x[0], y[0]) if len(orders) == 1 else (x, y)
+        if sparse:
+            yield (x, y[0]) if len(orders) == 1 else (StackedRows(x, len(orders)), y)
+        else:
+            x = x.reshape(*idx.shape, -1)
+            yield (x[0], y[0]) if len(orders) == 1 else (x, y)
 
 
 def eval_batches(x, y, batch_size, inputs):
     """Evaluation minibatches, shared by every trial: x [B, D], y [B]."""
     for xb, yb in datasets.eval_batches(x, y, batch_size, inputs):
-        yield xb.flatten(1), yb
+        yield (xb.flatten(1) if isinstance(xb, torch.Tensor) else xb), yb
 
 
 # ---------------------------------------------------------------- one optimizer, K groups

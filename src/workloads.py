@@ -85,11 +85,13 @@ def names():
 def table():
     """The registry as aligned text, for --list-workloads."""
     import model as models
-    rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "paper")]
+    import trials
+    rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "trials", "paper")]
     for name, w in WORKLOADS.items():
         data = "/".join((w.dataset, *w.datasets)) + (", --data-dir" if w.image_folders else "")
         rows.append((name, data, w.model, str(w.batch_size), str(w.epochs), w.lr_schedule,
-                     f"{w.target[0]} {w.target[1]:g}", w.paper))
+                     f"{w.target[0]} {w.target[1]:g}", "stacked" if trials.stackable(w.model) else "one at a time",
+                     w.paper))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
     lines += ["", *(f"{name}: {w.describe}; model {models.MODELS[w.model].describe}" for name, w in WORKLOADS.items())]

@@ -33,5 +33,5 @@ def test_trials_mode_prints_the_speed_up_table(tmp_path):
 
 def test_trials_mode_refuses_a_model_that_does_not_stack():
     from conftest import assert_one_line_error
-    proc = run_script("benchmark.py", "--workload", "imdb-bow-logreg", "--tiny", "--trials", "4")
+    proc = run_script("benchmark.py", "--workload", "cifar10-tutorial-cnn", "--tiny", "--trials", "4")
     assert_one_line_error(proc, "has no stacked model")
