@@ -5,7 +5,9 @@
     python src/plot.py outputs/adam_seed0 outputs/sgd_seed0
 
 Figures:
-    curves.png      train loss, val loss, and (for classifiers) train and val accuracy against epoch
+    curves.png      train loss, val loss, and (for classifiers) train and val accuracy against epoch,
+                    optimizer step (--x step) or wall-clock training seconds (--x time: each epoch's
+                    recorded seconds, summed; evaluation excluded; a batched run's are its batch's)
     iterations.png  per-iteration minibatch train loss, smoothed by a trailing moving average
                     over --smooth iterations (the raw curve is drawn faintly behind it)
 Runs that differ only in seed are drawn as their mean with a min-max band; runs that differ in
@@ -34,6 +36,9 @@ KINDS = (("loss", "loss"), ("acc", "accuracy (%)"))    # rows; the accuracy row 
 SPLIT_WORDS = {"train": "train", "val": "validation (held out of train)",
                "test": "test (the tutorial's 'validation')"}
 SMOOTH = 50
+# --x: what the epoch curves are drawn against, and its axis label.
+X_AXES = {"epoch": "epoch (0 = before training)", "step": "optimizer step",
+          "time": "training seconds (wall clock, summed over epochs)"}
 
 
 def build_parser():
@@ -43,6 +48,8 @@ def build_parser():
     p.add_argument("--smooth", type=positive_int, default=SMOOTH,
                    help=f"moving-average window of the per-iteration curve, in iterations (default: {SMOOTH})")
     p.add_argument("--log-y", action="store_true", help="log y-axis for the loss plots (as the paper's Figure 3)")
+    p.add_argument("--x", choices=list(X_AXES), default="epoch",
+                   help="x-axis of curves.png: epoch, optimizer step or training seconds (default: epoch)")
     p.add_argument("--trust-pickles", action="store_true",
                    help=records.TRUST_PICKLES_HELP)
     return p
@@ -57,7 +64,7 @@ def main(argv=None):
     records.ensure_writable(out, "--out")
     for note in notes(groups):
         print(f"note: {note}")
-    written = [plot_epochs(groups, out / "curves.png", args.log_y),
+    written = [plot_epochs(groups, out / "curves.png", args.log_y, args.x),
                plot_iterations(groups, out / "iterations.png", args.smooth, args.log_y)]
     print(f"{len(runs)} run(s), {len(groups)} curve(s): " + ", ".join(map(str, written)))
     return 0
@@ -127,11 +134,23 @@ def color(label):
     return COLORS.get(name, f"C{sum(map(ord, name)) % 10}")
 
 
-def stack(runs, key):
-    """(epochs, mean, min, max) over the runs' common epochs, as numpy arrays."""
+def stack(runs, key, x="epoch"):
+    """(x, mean, min, max) over the runs' common epochs, as numpy arrays; x in epochs, steps or
+    seconds (the runs' mean)."""
     n = min(len(m[key]) for m in runs)
     values = np.array([m[key][:n] for m in runs], dtype=float)
-    return np.array(runs[0]["epoch"][:n]), values.mean(0), values.min(0), values.max(0)
+    xs = np.mean([x_values(m, x)[:n] for m in runs], axis=0)
+    return xs, values.mean(0), values.min(0), values.max(0)
+
+
+def x_values(metrics, x):
+    """A record's epochs as --x counts them."""
+    epochs = np.array(metrics["epoch"], dtype=float)
+    if x == "step":
+        return epochs * metrics["iters_per_epoch"]
+    if x == "time":
+        return np.cumsum(np.array(metrics["seconds"], dtype=float))
+    return epochs
 
 
 def notes(groups):
@@ -150,7 +169,7 @@ def notes(groups):
     return out
 
 
-def plot_epochs(groups, path, log_y):
+def plot_epochs(groups, path, log_y, x="epoch"):
     styles = linestyles(groups)
     grid = panels(groups)
     fig, axes = plt.subplots(len(grid), len(grid[0]), figsize=(5.5 * len(grid[0]), 4 * len(grid)), sharex=True,
@@ -159,15 +178,17 @@ def plot_epochs(groups, path, log_y):
         for label, runs in groups.items():
             if not all(key in m for m in runs):
                 continue
-            draw_band(ax, *stack(runs, key), label=band_label(label, runs), color=color(label), linestyle=styles[label])
-            mark_divergence(ax, runs, key, color(label))
+            draw_band(ax, *stack(runs, key, x), label=band_label(label, runs), color=color(label),
+                      linestyle=styles[label])
+            mark_divergence(ax, runs, key, color(label), x)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if log_y and "loss" in key:
             ax.set_yscale("log")
     for ax in axes[-1]:
-        ax.set_xlabel("epoch (0 = before training)")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel(X_AXES[x])
+        if x != "time":
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0, 0].legend()
     return save(fig, path)
 
@@ -217,10 +238,11 @@ def band_label(label, runs):
     return label if len(runs) == 1 else f"{label} (mean, min-max of {len(runs)} seeds)"
 
 
-def mark_divergence(ax, runs, key, color):
+def mark_divergence(ax, runs, key, color, x="epoch"):
     for m in runs:
         if m.get("diverged") and m[key]:
-            ax.plot(m["epoch"][-1], m[key][-1], marker="x", markersize=10, color=color, linestyle="none")
+            ax.plot(x_values(m, x)[len(m[key]) - 1], m[key][-1], marker="x", markersize=10, color=color,
+                    linestyle="none")
 
 
 def save(fig, path):

@@ -12,6 +12,7 @@ Writes into the sweep folder:
     iterations.png            per-iteration train loss at the best setting, log axis
     lr_sensitivity.png        final metric against learning rate, diverged runs marked x
     tuning_curves.png         expected best result after k trials, k = 1..budget (Dodge et al., 2019)
+    runs.csv, results.tex     every run's every epoch, tidy (src/export.py); the results table in LaTeX
     figure3.png               train loss over the first 3 epochs (linear) beside all epochs (log),
                               the layout of the paper's Figure 3
 
@@ -20,8 +21,11 @@ Given several sweeps (one per workload), it also writes into --study-dir:
                               (median over seeds) and its ratio to the best optimizer's
     performance_profile.png   AlgoPerf's performance profiles: the fraction of workloads on which
                               each optimizer reaches the target within tau times the best's epochs
+    win_rate.png              how often each optimizer ends better than each other one, over every
+                              workload and seed both finished (at their picks, on each sweep's
+                              selection metric); the matrix is also in study.md
+    study_runs.csv            every run of every sweep, tidy
 """
-import csv
 import statistics
 import sys
 from collections import namedtuple
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import export
 import plot
 import records
 import space
@@ -87,6 +92,7 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
     plot_sensitivity(runs, plan, sweep_dir / "lr_sensitivity.png")
     plot_figure3(groups, sweep_dir / "figure3.png", smooth)
     plot_tuning_curves(runs, plan, sweep_dir / "tuning_curves.png")
+    export.write_tidy_csv(export.tidy_rows([sweep_dir], trust_pickles), sweep_dir / "runs.csv")
     print((sweep_dir / "results.md").read_text())
 
 
@@ -192,7 +198,9 @@ def comparisons(runs, plan):
 def write_tables(rows, plan, sweep_dir, target, verdicts=()):
     header = list(dict.fromkeys(key for row in rows for key in row))     # every row's columns, in order
     rows = [{key: row.get(key, "n/a") for key in header} for row in rows]
-    records.atomic_write(sweep_dir / "results.csv", lambda tmp: write_csv_rows(tmp, header, rows))
+    records.atomic_write(sweep_dir / "results.csv", lambda tmp: export.write_csv(tmp, header, rows))
+    export.write_latex(rows, sweep_dir / "results.tex", f"Sweep {plan['name']}: {selection_words(plan)}; "
+                                                        f"{plan['epochs']} epochs; mean ± std over seeds.")
     lines = [f"# Sweep {plan['name']}", "",
              f"Validation: {split_words(plan)}. Selection: {plan['select']} of seed {plan['seeds'][0]} over "
              f"{selection_words(plan)}; weight decay {plan['weight_decay']} for every optimizer"
@@ -305,9 +313,10 @@ TAU_MAX = 4.0                   # AlgoPerf's profiles and score run tau from 1 t
 def report_study(sweep_dirs, study_dir, trust_pickles=False):
     """One table and the performance profiles over several sweeps, from their records only."""
     import stats
-    times, rows, names = {}, [], []
+    times, rows, names, finals = {}, [], [], {}
     for sweep_dir in sweep_dirs:
         row, workload_times = study_row(sweep_dir, trust_pickles)
+        finals[row["workload"]] = final_scores(sweep_dir, trust_pickles)
         if row["workload"] in times:
             row["workload"] = f"{row['workload']} ({sweep_dir.name})"      # two sweeps of one workload
         times[row["workload"]] = workload_times
@@ -323,8 +332,11 @@ def report_study(sweep_dirs, study_dir, trust_pickles=False):
     study_dir.mkdir(parents=True, exist_ok=True)
     records.ensure_writable(study_dir, "--study-dir")
     scores = {opt: stats.profile_score(p, taus) for opt, p in profiles.items()}
-    write_study_tables(rows, names, scores, study_dir)
+    wins = stats.win_rates(list(finals.values()), names)
+    write_study_tables(rows, names, scores, wins, study_dir)
     plot_profiles(profiles, taus, len(rows), study_dir / "performance_profile.png")
+    plot_win_rates(wins, names, study_dir / "win_rate.png")
+    export.write_tidy_csv(export.tidy_rows(sweep_dirs, trust_pickles), study_dir / "study_runs.csv")
     print((study_dir / "study.md").read_text())
 
 
@@ -346,24 +358,50 @@ def study_row(sweep_dir, trust_pickles=False):
             "seeds": len(plan["seeds"])}, times
 
 
-def write_study_tables(rows, names, scores, study_dir):
+def final_scores(sweep_dir, trust_pickles=False):
+    """{optimizer: {seed: lower-is-better final score}} at the picks, on the sweep's selection metric."""
+    plan = load_plan(sweep_dir)
+    scores = {}
+    for r in at_picks(collect(sweep_dir, plan, trust_pickles), plan):
+        if r.metrics["status"] in ("complete", "diverged"):
+            scores.setdefault(r.optimizer, {})[r.seed] = sweep.final_metric(r.metrics, plan["select"])
+    return scores
+
+
+def write_study_tables(rows, names, scores, wins, study_dir):
     header = ["workload", "sweep", "target", "seeds", *names]
-    records.atomic_write(study_dir / "study.csv", lambda tmp: write_csv_rows(tmp, header, rows))
+    records.atomic_write(study_dir / "study.csv", lambda tmp: export.write_csv(tmp, header, rows))
     lines = ["# Study across workloads", "",
              "Epochs to each workload's target at the optimizer's pick, median over seeds (a seed that never "
              "reaches it, or diverges, counts as never), and in brackets the ratio to the best optimizer's.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
              *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows), "",
              f"Performance-profile score (area under rho(tau) for tau in [1, {TAU_MAX:g}], normalised; 1 = fastest "
-             "on every workload): " + ", ".join(f"{opt} {score:.3f}" for opt, score in scores.items()) + "."]
+             "on every workload): " + ", ".join(f"{opt} {score:.3f}" for opt, score in scores.items()) + ".", "",
+             "Win rates: the row's optimizer ends better than the column's in this share of the (workload, seed) "
+             "pairs both finished, on each sweep's selection metric (ties count half; a diverged run loses).", "",
+             "| | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
+             *(f"| {a} | " + " | ".join(win_words(wins, a, b) for b in names) + " |" for a in names)]
     records.atomic_write(study_dir / "study.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
-def write_csv_rows(path, header, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+def win_words(wins, a, b):
+    rate, n = wins.get((a, b), (None, 0))
+    return "-" if a == b or not n else f"{rate:.0%} of {n}"
+
+
+def plot_win_rates(wins, names, path):
+    matrix = np.array([[wins.get((a, b), (np.nan, 0))[0] if a != b else np.nan for b in names] for a in names], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(names), 1.2 + 0.9 * len(names)))
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="RdYlGn")
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            if i != j and wins.get((a, b), (0, 0))[1]:
+                ax.text(j, i, f"{matrix[i, j]:.0%}\n(n={wins[(a, b)][1]})", ha="center", va="center", fontsize=9)
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+           xlabel="against", ylabel="optimizer", title="win rate over workloads and seeds")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return plot.save(fig, path)
 
 
 def plot_profiles(profiles, taus, n_workloads, path):

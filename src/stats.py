@@ -88,3 +88,15 @@ def performance_profile(ratios, optimizer, taus):
 def profile_score(profile, taus):
     """The area under rho over [1, tau_max], normalised to [0, 1] (AlgoPerf's benchmark score)."""
     return float(integrate.trapezoid(profile, taus) / (taus[-1] - taus[0]))
+
+
+def win_rates(workloads, names):
+    """{(a, b): (share of the (workload, seed) pairs where a ends better than b, pairs)}; workloads:
+    [{optimizer: {seed: lower-is-better final score}}]. A tie counts half."""
+    out = {}
+    for a in names:
+        for b in names:
+            pairs = [(w[a][s], w[b][s]) for w in workloads if a in w and b in w for s in set(w[a]) & set(w[b])]
+            if a != b and pairs:
+                out[(a, b)] = (sum(1.0 if x < y else 0.5 if x == y else 0.0 for x, y in pairs) / len(pairs), len(pairs))
+    return out

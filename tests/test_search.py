@@ -151,6 +151,8 @@ def test_the_report_of_a_search_names_the_setting_and_draws_tuning_curves(search
     assert "3 quasi-random (Sobol, sampler seed 0) trials per optimizer" in table and "beta1 0.5..0.999 log1m" in table
     assert "| optimizer | best_lr | best_setting | weight_decay |" in table
     assert (sweep_dir / "tuning_curves.png").stat().st_size > 5000
+    assert "best\\_setting" in (sweep_dir / "results.tex").read_text()
+    assert len((sweep_dir / "runs.csv").read_text().splitlines()) == 1 + 8 * 3     # 8 runs x epochs 0..2
 
 
 def test_performance_profiles_worked_by_hand():
@@ -178,5 +180,8 @@ def test_a_study_across_sweeps_writes_one_table_and_the_profiles(searched, tmp_p
     assert "| mnist-logreg |" in table and "| cifar10-cnn |" in table and "Performance-profile score" in table
     assert (tmp_path / "study.csv").read_text().startswith("workload,sweep,target,seeds,adam,sgd")
     assert (tmp_path / "performance_profile.png").stat().st_size > 5000
+    assert (tmp_path / "win_rate.png").stat().st_size > 5000
+    assert "Win rates" in table and "| adam | - | " in table and " of 4 |" in table     # 2 workloads x 2 seeds
+    assert (tmp_path / "study_runs.csv").read_text().count("\n") > 8 * 3
     proc = run_script("report.py", sweep_dir, sweep_dir.parent / "cnn")
     assert_one_line_error(proc, "--study-dir")
