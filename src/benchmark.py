@@ -23,6 +23,11 @@ them all) and once with each trial's own; each with one optimizer group per tria
 and, where the optimizer has one (Adam, SGD), with --stacked-step.
     python src/benchmark.py --workload mnist-logreg --trials 1 4 16 64 --threads 1
     python src/benchmark.py --workload all --trials 1 4 16 64 --threads 1     # every stackable workload
+Overhead mode (--overhead): each optimizer's own cost per step on each workload's model, the
+forward and backward left out (fixed random gradients; only optimizer.step() is timed), against
+SGD-Nesterov's (the study's baseline), and the paper's Adam and AdaMax written here against
+torch.optim's in each implementation (single-tensor, foreach, fused where the build has it).
+    python src/benchmark.py --overhead --workload all --threads 1
 Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
 neighbour shifts all alike. The projected run is the workload's default epochs over the full
 dataset plus its evaluations. Peak resident memory is read after the whole dataset is loaded and a
@@ -78,6 +83,8 @@ def build_parser():
     p.add_argument("--tiny", action="store_true", help="smoke test: a few hundred synthetic samples")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--overhead", action="store_true",
+                   help="overhead mode: microseconds per optimizer step of every optimizer, against SGD's")
     p.add_argument("--trials", type=positive_int, nargs="+", metavar="K",
                    help="trials mode: K trials trained as one stacked model against the same trials one after "
                         "another, for each K given (e.g. --trials 1 4 16 64)")
@@ -90,6 +97,8 @@ def main(argv=None):
         records.ensure_writable(Path(args.json).resolve().parent, "--json")   # fail before the work, not after
     if args.trials:
         return trials_mode(args)
+    if args.overhead:
+        return overhead_mode(args)
     if args.workload == "all":
         return run_all(args, argv or sys.argv[1:])
     report = measure(args)
@@ -293,6 +302,77 @@ def print_report(r):
         print(f"  pipeline / tutorial = {r['ratio_pipeline_to_tutorial']:.2f}")
     print(f"  projected {r['epochs']}-epoch run (with evaluation): {r['projected_run_s'] / 60:.1f} min")
     print(f"  peak resident memory: {r['peak_rss_mb']:.0f} MB")
+
+
+# ---------------------------------------------------------------- overhead mode
+
+# (optimizer, --opt settings, words): the registry's optimizers as they run, and torch's Adam and
+# Adamax in each implementation beside the paper's, written here.
+OVERHEAD = [("sgd", {}, "SGD-Nesterov (the baseline)"), ("momentum", {}, ""), ("adagrad", {}, ""), ("rmsprop", {}, ""),
+            ("adadelta", {}, ""), ("adamw", {}, ""),
+            ("adam", {"foreach": False}, "torch, single-tensor"), ("adam", {"foreach": True}, "torch, foreach"),
+            ("adam", {"fused": True}, "torch, fused"), ("paper-adam", {}, "written here from Algorithm 1"),
+            ("adamax", {"foreach": False}, "torch, single-tensor"), ("adamax", {"foreach": True}, "torch, foreach"),
+            ("paper-adamax", {}, "written here from section 7.1")]
+
+
+def overhead_mode(args):
+    names = workloads.names() if args.workload == "all" else [args.workload]
+    device = provenance.pick_device(args.device)
+    train.configure_backends(args.threads, True, device)
+    rows = [row for name in names for row in measure_overhead(name, device, args)]
+    d = provenance.describe_device(device)
+    print(f"device {d['type']} ({d['name']}, {d['cpu']['capability']}, {d['threads']} threads), fp32, "
+          f"{args.steps} steps x {args.rounds} rounds, torch {torch.__version__}")
+    print(overhead_table(rows))
+    if args.json:
+        records.save_json({"device": d, "rows": rows}, args.json)
+    return 0
+
+
+def measure_overhead(name, device, args):
+    """Median microseconds of optimizer.step() per variant, on the workload's model with fixed gradients."""
+    workload = workloads.WORKLOADS[name]
+    data = workload.synthetic(n_train=8, n_test=8)
+    torch.manual_seed(0)
+    model = train.build_model(workload, data, device, channels_last=False)
+    grads = [torch.randn_like(p) * 1e-3 for p in model.parameters()]
+    built = {}
+    for optimizer, opts, words in OVERHEAD:
+        try:
+            built[(optimizer, repr(opts))] = optimizers.build(optimizer, model.parameters(), optimizers.resolve(optimizer, {}, opts))
+        except UserError:
+            built[(optimizer, repr(opts))] = None       # e.g. no fused kernel for this device in this build
+    times = {key: [] for key, opt in built.items() if opt is not None}
+    for _ in range(args.rounds):
+        for key in times:
+            times[key].append(time_steps(built[key], model, grads, device, args.steps, args.warmup))
+    params = sum(p.numel() for p in model.parameters())
+    sgd = statistics.median(times[("sgd", "{}")])
+    return [{"workload": name, "parameters": params, "optimizer": optimizer, "opts": opts, "what": words,
+             "us_per_step": statistics.median(times[key]) if key in times else None,
+             "ratio_to_sgd": statistics.median(times[key]) / sgd if key in times else None}
+            for optimizer, opts, words in OVERHEAD for key in [(optimizer, repr(opts))]]
+
+
+def time_steps(optimizer, model, grads, device, steps, warmup):
+    for p, g in zip(model.parameters(), grads):
+        p.grad = g
+    for _ in range(warmup):
+        optimizer.step()
+    seconds = timed(device, lambda: [optimizer.step() for _ in range(steps)])
+    return seconds / steps * 1e6
+
+
+def overhead_table(rows):
+    lines = ["| workload (parameters) | optimizer | implementation | us per step | x SGD |", "|" + "---|" * 5]
+    for r in rows:
+        opts = ", ".join(f"{k}={v}" for k, v in r["opts"].items())
+        us = f"{r['us_per_step']:.0f}" if r["us_per_step"] is not None else "n/a (not in this build)"
+        ratio = f"{r['ratio_to_sgd']:.2f}" if r["ratio_to_sgd"] is not None else "-"
+        lines.append(f"| {r['workload']} ({r['parameters']:,}) | {r['optimizer']} | {r['what'] or opts or '-'} | "
+                     f"{us} | {ratio} |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- trials mode

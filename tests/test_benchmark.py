@@ -35,3 +35,16 @@ def test_trials_mode_refuses_a_model_that_does_not_stack():
     from conftest import assert_one_line_error
     proc = run_script("benchmark.py", "--workload", "cifar10-tutorial-cnn", "--tiny", "--trials", "4")
     assert_one_line_error(proc, "has no stacked model")
+
+
+def test_overhead_mode_times_every_optimizer_against_sgd(tmp_path):
+    out = tmp_path / "overhead.json"
+    proc = run_script("benchmark.py", "--overhead", "--workload", "mnist-logreg", "--steps", "2", "--warmup", "1",
+                      "--rounds", "1", "--threads", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "| mnist-logreg (7,850) | sgd | SGD-Nesterov (the baseline) |" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["optimizer"] for r in rows} >= {"sgd", "adam", "paper-adam", "adamax", "paper-adamax"}
+    sgd = next(r for r in rows if r["optimizer"] == "sgd")
+    assert sgd["ratio_to_sgd"] == 1.0
+    assert all(r["ratio_to_sgd"] == r["us_per_step"] / sgd["us_per_step"] for r in rows if r["us_per_step"])
