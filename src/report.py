@@ -25,6 +25,7 @@ Given several sweeps (one per workload), it also writes into --study-dir:
                               workload and seed both finished (at their picks, on each sweep's
                               selection metric); the matrix is also in study.md
     study_runs.csv            every run of every sweep, tidy
+--html PATH writes all of it, every sweep and the study, as one self-contained page (src/page.py).
 """
 import statistics
 import sys
@@ -49,6 +50,7 @@ def build_parser():
     p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="the sweep folder (holds sweep.json); several "
                    "make a study across workloads")
     p.add_argument("--study-dir", help="with several sweeps: where the table and performance profiles across them go")
+    p.add_argument("--html", help="also write everything as one self-contained HTML page here (figures embedded)")
     p.add_argument("--target", type=finite_float,
                    help="value of the workload's target metric (val accuracy %%, or val loss) for epochs-to-target "
                         "(default: the workload's, e.g. 70%% for cifar10-cnn)")
@@ -65,15 +67,20 @@ def main(argv=None):
         raise UserError("several sweeps: give --study-dir DIR for the table and performance profiles across them")
     if len(sweep_dirs) > 1 and args.target is not None:
         raise UserError("--target is one sweep's; across sweeps each is read against its workload's target")
-    for sweep_dir in sweep_dirs:
-        report_sweep(sweep_dir, args.target, args.smooth, args.trust_pickles)
+    if args.html:
+        records.ensure_writable(Path(args.html).resolve().parent, "--html")
+    sections = [s for sweep_dir in sweep_dirs for s in report_sweep(sweep_dir, args.target, args.smooth, args.trust_pickles)]
     if len(sweep_dirs) > 1:
-        report_study(sweep_dirs, Path(args.study_dir), args.trust_pickles)
+        sections = report_study(sweep_dirs, Path(args.study_dir), args.trust_pickles) + sections
+    if args.html:
+        import page
+        title = f"Study: {', '.join(d.name for d in sweep_dirs)}"
+        print(f"page: {page.write(args.html, title, sections)}")
     return 0
 
 
 def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
-    """One sweep's tables, verdicts and figures, into its folder."""
+    """One sweep's tables, verdicts and figures, into its folder -> its sections of the HTML page."""
     plan = load_plan(sweep_dir)
     records.ensure_writable(sweep_dir)
     runs = collect(sweep_dir, plan, trust_pickles)
@@ -83,7 +90,8 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
         raise UserError(f"{sweep_dir}: no finished runs at a chosen setting yet")
     target = on_recorded_split(workload_target(sweep_dir, plan, target), [m for ms in best.values() for m in ms])
     rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
-    write_tables(rows, plan, sweep_dir, target, comparisons(runs, plan))
+    verdicts = comparisons(runs, plan)
+    write_tables(rows, plan, sweep_dir, target, verdicts)
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
     for note in plot.notes(groups):
         print(f"note: {note}")
@@ -94,6 +102,29 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
     plot_tuning_curves(runs, plan, sweep_dir / "tuning_curves.png")
     export.write_tidy_csv(export.tidy_rows([sweep_dir], trust_pickles), sweep_dir / "runs.csv")
     print((sweep_dir / "results.md").read_text())
+    return sweep_sections(sweep_dir, plan, rows, verdicts, target, runs)
+
+
+def sweep_sections(sweep_dir, plan, rows, verdicts, target, runs):
+    import page
+    r = at_picks(runs, plan)[0]
+    config = records.load_json(records.sweep_run_dir(sweep_dir, r.optimizer, r.setting, r.seed) / records.CONFIG)
+    figures = [("curves.png", "best setting per optimizer: mean over seeds, band = min..max"),
+               ("iterations.png", "per-iteration training loss at the best setting"),
+               ("lr_sensitivity.png", f"final {plan['select']} of seed {plan['seeds'][0]} against the learning rate"),
+               ("tuning_curves.png", "expected best result after k trials (Dodge et al., 2019)"),
+               ("figure3.png", "the first 3 epochs per iteration beside all epochs (the paper's Figure 3)")]
+    header = list(dict.fromkeys(k for row in rows for k in row))
+    return [(f"Sweep {plan['name']}: settings and provenance", page.paragraphs([
+                f"Workload {config['workload']['name']}; validation: {split_words(plan)}.",
+                f"Selection: {plan['select']} of seed {plan['seeds'][0]} over {selection_words(plan)}; "
+                f"{plan['epochs']} epochs; epochs to reach {target_words(target)}."]) + page.provenance(config, plan)),
+            (f"Sweep {plan['name']}: results", page.paragraphs([
+                "Mean ± std over seeds at each optimizer's pick; final_val_* columns are the held-out validation "
+                "split, final_test_* the test split (reported, never selected on)."]) + page.table(header, rows)
+             + page.paragraphs([f"Verdicts: paired differences at the picks ({stats_words()})."])
+             + page.items([v.lstrip("- ") for v in verdicts])),
+            (f"Sweep {plan['name']}: figures", "".join(page.image(sweep_dir / name, caption) for name, caption in figures))]
 
 
 def load_plan(sweep_dir):
@@ -338,6 +369,19 @@ def report_study(sweep_dirs, study_dir, trust_pickles=False):
     plot_win_rates(wins, names, study_dir / "win_rate.png")
     export.write_tidy_csv(export.tidy_rows(sweep_dirs, trust_pickles), study_dir / "study_runs.csv")
     print((study_dir / "study.md").read_text())
+    import page
+    header = ["workload", "sweep", "target", "seeds", *names]
+    matrix = [{"": a, **{b: win_words(wins, a, b) for b in names}} for a in names]
+    return [("Across workloads", page.paragraphs([
+                "Epochs to each workload's target at the optimizer's pick, median over seeds, and the ratio to the "
+                "best optimizer's (targets on the validation split where one was held out)."])
+             + page.table(header, rows)
+             + page.paragraphs(["Performance-profile score: " + ", ".join(f"{o} {v:.3f}" for o, v in scores.items()),
+                                "Win rates: the row's optimizer ends better than the column's in this share of the "
+                                "(workload, seed) pairs both finished (ties count half)."])
+             + page.table(["", *names], matrix)
+             + page.image(study_dir / "performance_profile.png", "performance profiles (AlgoPerf)")
+             + page.image(study_dir / "win_rate.png", "win rates over workloads and seeds"))]
 
 
 def study_row(sweep_dir, trust_pickles=False):

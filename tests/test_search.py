@@ -175,7 +175,9 @@ def test_a_study_across_sweeps_writes_one_table_and_the_profiles(searched, tmp_p
     other = ["--name", "cnn", "--output-dir", str(sweep_dir.parent), "--optimizers", "adam", "sgd", "--lrs",
              "1e-2", "--seeds", "0", "1", *TINY[2:], "--workload", "cifar10-cnn"]
     assert run_main(sweep.main, other) == 0
-    assert run_main(report.main, [str(sweep_dir), str(sweep_dir.parent / "cnn"), "--study-dir", str(tmp_path)]) == 0
+    assert run_main(report.main, [str(sweep_dir), str(sweep_dir.parent / "cnn"), "--study-dir", str(tmp_path),
+                                  "--html", str(tmp_path / "study.html")]) == 0
+    check_page(tmp_path / "study.html")
     table = (tmp_path / "study.md").read_text()
     assert "| mnist-logreg |" in table and "| cifar10-cnn |" in table and "Performance-profile score" in table
     assert (tmp_path / "study.csv").read_text().startswith("workload,sweep,target,seeds,adam,sgd")
@@ -185,3 +187,29 @@ def test_a_study_across_sweeps_writes_one_table_and_the_profiles(searched, tmp_p
     assert (tmp_path / "study_runs.csv").read_text().count("\n") > 8 * 3
     proc = run_script("report.py", sweep_dir, sweep_dir.parent / "cnn")
     assert_one_line_error(proc, "--study-dir")
+
+
+def check_page(path):
+    """Self-contained: every image embedded, nothing fetched; the study's and each sweep's parts there."""
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.sources, self.text = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.sources += [v for k, v in attrs if k in ("src", "href")]
+
+        def handle_data(self, data):
+            self.text.append(data)
+    parsed = Page()
+    parsed.feed(path.read_text())
+    text = " ".join(parsed.text)
+    assert parsed.tags.count("img") >= 2 + 2 * 4 and parsed.tags.count("table") >= 2 + 2 * 2
+    assert all(src.startswith("data:image/png;base64,") for src in parsed.sources)
+    assert "script" not in parsed.tags and "link" not in parsed.tags
+    for words in ("Across workloads", "Sweep s: results", "Sweep cnn: figures", "git commit", "CPU capability",
+                  "held-out validation", "paired"):
+        assert words in text, words

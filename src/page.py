@@ -1,0 +1,74 @@
+"""One self-contained HTML page of a study, from its saved records and report files only.
+
+    python src/report.py outputs/studies/mnist-search outputs/studies/imdb-search --study-dir DIR --html study.html
+
+Figures are embedded (base64 PNG), styles inline, no script, no server, no network: the file opens
+offline in any browser and can be mailed as it is. Per sweep: its settings and provenance (command,
+device and CPU capability, versions, git commit), the results table (which split each column
+comes from is in its name and the caption), the verdict sentences with their intervals, and every
+figure the report drew; for a study across workloads, its table, win rates and profiles.
+"""
+import base64
+import html
+from pathlib import Path
+
+import records
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f6f6f6;padding:0 .2em}
+.note{color:#555;font-size:.9em}"""
+
+
+def page(title, sections):
+    """The whole document: sections are (heading, html) pairs."""
+    body = "\n".join(f"<section><h2>{esc(heading)}</h2>\n{content}</section>" for heading, content in sections)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
+            f"<style>{STYLE}</style></head>\n<body><h1>{esc(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def esc(text):
+    return html.escape(str(text))
+
+
+def table(header, rows):
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(row.get(h, ''))}</td>" for h in header) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def image(path, caption):
+    """A PNG embedded as a data URI, with its caption; nothing if the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<figure><img alt=\"{esc(caption)}\" src=\"data:image/png;base64,{data}\">"
+            f"<figcaption class=\"note\">{esc(caption)}</figcaption></figure>")
+
+
+def paragraphs(lines):
+    return "".join(f"<p>{esc(line)}</p>" for line in lines if line)
+
+
+def items(lines):
+    return "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>" if lines else ""
+
+
+def provenance(config, plan):
+    """Where and how a sweep's runs were made, from one of its run records and its plan."""
+    device, versions, git = (config.get(key) or {} for key in ("device", "versions", "git"))
+    cpu = device.get("cpu") or {}
+    rows = [("sweep command", plan.get("command", "")),
+            ("device", f"{device.get('type', '?')}: {device.get('name', '?')}, CPU capability "
+                       f"{cpu.get('capability', '?')}, {device.get('threads', '?')} threads"),
+            ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+            ("git commit", f"{git.get('commit', '?')}{' (uncommitted changes)' if git.get('dirty') else ''}"),
+            ("precision", str(config.get("precision", {}).get("used", "?"))),
+            ("batched", f"{config['batched']['trials']} trials together" if "batched" in config else "no")]
+    return table(["what", "value"], [{"what": k, "value": v} for k, v in rows])
+
+
+def write(path, title, sections):
+    records.atomic_write(Path(path), lambda tmp: tmp.write_text(page(title, sections), encoding="utf-8"))
+    return path
