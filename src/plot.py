@@ -48,6 +48,8 @@ def build_parser():
     p.add_argument("--smooth", type=positive_int, default=SMOOTH,
                    help=f"moving-average window of the per-iteration curve, in iterations (default: {SMOOTH})")
     p.add_argument("--log-y", action="store_true", help="log y-axis for the loss plots (as the paper's Figure 3)")
+    p.add_argument("--baselines", help="a folder of shipped baseline records (baselines/...) to draw beside the runs, "
+                                       "where comparable (src/baselines.py)")
     p.add_argument("--x", choices=list(X_AXES), default="epoch",
                    help="x-axis of curves.png: epoch, optimizer step or training seconds (default: epoch)")
     p.add_argument("--trust-pickles", action="store_true",
@@ -61,6 +63,8 @@ def main(argv=None):
     out = Path(args.out or ("outputs" if records.has_metrics(first) else first))
     runs = load_runs(args.paths, args.trust_pickles)
     groups = group_runs(runs)
+    if args.baselines:
+        groups.update(baseline_groups(args.baselines, runs[0][1]))
     records.ensure_writable(out, "--out")
     for note in notes(groups):
         print(f"note: {note}")
@@ -80,6 +84,19 @@ def load_runs(paths, trust_pickles=False):
         if missing:
             raise UserError(f"{d}: its record has no {', '.join(missing)}; is it a run of this repository?")
     return runs
+
+
+def baseline_groups(folder, reference):
+    """{label (baseline): [metrics]} of the shipped runs comparable with the reference run; what is
+    left out or differs is said in one line each."""
+    import baselines
+    kept, notes = baselines.comparable(baselines.load(folder), reference)
+    for note in notes:
+        print(f"note: {note}")
+    if not kept:
+        print(f"note: no baseline in {folder} is comparable with these runs")
+        return {}
+    return {f"{label} (baseline)": runs for label, runs in group_runs(kept).items()}
 
 
 # Flags whose resolved values the optimizer record holds (the record's args keep what was typed).

@@ -1,0 +1,58 @@
+"""Shipped baselines: compact records drawn beside a user's runs where comparable, refused or
+flagged where not."""
+import json
+
+import pytest
+
+import baselines
+import plot
+import records
+from cli import run_main
+from conftest import REPO
+
+
+@pytest.fixture
+def made(train_run, tmp_path):
+    for opt in ("adam", "sgd"):
+        assert train_run("--optimizer", opt, "--lr", "1e-2", name=opt, epochs=2)[0] == 0
+    out = tmp_path / "out"
+    assert baselines.collect([str(out)], tmp_path / "baselines") == 2
+    return out, tmp_path / "baselines"
+
+
+def test_compact_records_keep_the_epochs_and_drop_the_minibatch_losses(made):
+    out, shipped = made
+    full, compact = records.load_run(out / "adam"), records.load_run(shipped / "adam")
+    assert compact[0] == full[0] and compact[1]["train_loss"] == full[1]["train_loss"]
+    assert compact[1]["iter_loss"] == [] and compact[1]["compact"] and not (shipped / "adam" / records.CHECKPOINT).exists()
+
+
+def test_comparable_baselines_are_drawn_and_the_others_said_in_one_line(made, train_run, tmp_path, capsys):
+    out, shipped = made
+    assert train_run("--optimizer", "adagrad", "--lr", "1e-2", name="mine", epochs=2)[0] == 0
+    mine = out / "mine"
+    assert run_main(plot.main, [str(mine), "--out", str(tmp_path / "fig"), "--baselines", str(shipped)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 curve(s)" not in printed and "3 curve(s)" in printed          # adagrad + the two baselines
+    # A baseline of another length is left out; one made with another torch version is flagged.
+    config = json.loads((shipped / "sgd" / "config.json").read_text())
+    config["args"]["epochs"] = 45
+    (shipped / "sgd" / "config.json").write_text(json.dumps(config))
+    config = json.loads((shipped / "adam" / "config.json").read_text())
+    config["versions"]["torch"] = "1.0.0"
+    (shipped / "adam" / "config.json").write_text(json.dumps(config))
+    groups = plot.baseline_groups(shipped, records.load_run(mine)[0])
+    printed = capsys.readouterr().out
+    assert list(groups) == ["adam (baseline)"]
+    assert "1 baseline run(s) left out, not comparable: epochs 45 (runs: 2)" in printed
+    assert "drawn though made with another torch version 1.0.0" in printed
+
+
+def test_the_shipped_baselines_are_small_safe_and_readable():
+    folder = REPO / "baselines"
+    runs = records.find_runs([folder])
+    assert len(runs) >= 60 and not list(folder.rglob("*.pkl")) and not list(folder.rglob("*.pt"))
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 3 * 2**20
+    for run in runs[:5]:
+        config, metrics = records.load_run(run)
+        assert metrics["status"] == "complete" and metrics["compact"] and config["workload"]["name"]
