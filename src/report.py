@@ -50,6 +50,8 @@ def build_parser():
     p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="the sweep folder (holds sweep.json); several "
                    "make a study across workloads")
     p.add_argument("--study-dir", help="with several sweeps: where the table and performance profiles across them go")
+    p.add_argument("--baselines", help="a shipped baseline folder (baselines/...): its picks join the table and "
+                                       "curves where comparable with the sweep's runs (src/baselines.py)")
     p.add_argument("--html", help="also write everything as one self-contained HTML page here (figures embedded)")
     p.add_argument("--target", type=finite_float,
                    help="value of the workload's target metric (val accuracy %%, or val loss) for epochs-to-target "
@@ -69,7 +71,8 @@ def main(argv=None):
         raise UserError("--target is one sweep's; across sweeps each is read against its workload's target")
     if args.html:
         records.ensure_writable(Path(args.html).resolve().parent, "--html")
-    sections = [s for sweep_dir in sweep_dirs for s in report_sweep(sweep_dir, args.target, args.smooth, args.trust_pickles)]
+    sections = [s for sweep_dir in sweep_dirs
+                for s in report_sweep(sweep_dir, args.target, args.smooth, args.trust_pickles, args.baselines)]
     if len(sweep_dirs) > 1:
         sections = report_study(sweep_dirs, Path(args.study_dir), args.trust_pickles) + sections
     if args.html:
@@ -79,8 +82,10 @@ def main(argv=None):
     return 0
 
 
-def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
-    """One sweep's tables, verdicts and figures, into its folder -> its sections of the HTML page."""
+def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=None):
+    """One sweep's tables, verdicts and figures, into its folder -> its sections of the HTML page.
+    Comparable baselines' picks join the table and the curves, marked (baseline); verdicts and
+    tuning curves stay the sweep's own."""
     plan = load_plan(sweep_dir)
     records.ensure_writable(sweep_dir)
     runs = collect(sweep_dir, plan, trust_pickles)
@@ -90,9 +95,13 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False):
         raise UserError(f"{sweep_dir}: no finished runs at a chosen setting yet")
     target = on_recorded_split(workload_target(sweep_dir, plan, target), [m for ms in best.values() for m in ms])
     rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
+    shipped = baseline_picks(baselines_dir, sweep_dir, runs) if baselines_dir else {}
+    rows += [{**table_row(opt, base_plan, ms, target), "optimizer": f"{opt} (baseline)"}
+             for opt, (base_plan, ms) in shipped.items()]
     verdicts = comparisons(runs, plan)
     write_tables(rows, plan, sweep_dir, target, verdicts)
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
+    groups.update({f"{opt} (baseline)": ms for opt, (_, ms) in shipped.items()})
     for note in plot.notes(groups):
         print(f"note: {note}")
     plot.plot_epochs(groups, sweep_dir / "curves.png", log_y=False)
@@ -125,6 +134,23 @@ def sweep_sections(sweep_dir, plan, rows, verdicts, target, runs):
              + page.paragraphs([f"Verdicts: paired differences at the picks ({stats_words()})."])
              + page.items([v.lstrip("- ") for v in verdicts])),
             (f"Sweep {plan['name']}: figures", "".join(page.image(sweep_dir / name, caption) for name, caption in figures))]
+
+
+def baseline_picks(folder, sweep_dir, runs):
+    """{optimizer: (the baseline sweep's plan, its picks' metrics)} of a shipped baseline folder,
+    where its runs are comparable with this sweep's (what is not, or differs, is said in one line)."""
+    import baselines
+    folder = Path(folder)
+    plan = load_plan(folder)
+    config = lambda where, r: records.load_json(records.sweep_run_dir(where, r.optimizer, r.setting, r.seed) / records.CONFIG)
+    kept, notes = baselines.comparable([(r, config(folder, r), r.metrics) for r in at_picks(collect(folder, plan), plan)],
+                                       config(sweep_dir, runs[0]))
+    for note in notes:
+        print(f"note: {note}")
+    out = {}
+    for r, _, metrics in kept:
+        out.setdefault(r.optimizer, (plan, []))[1].append(metrics)
+    return out
 
 
 def load_plan(sweep_dir):

@@ -56,3 +56,26 @@ def test_the_shipped_baselines_are_small_safe_and_readable():
     for run in runs[:5]:
         config, metrics = records.load_run(run)
         assert metrics["status"] == "complete" and metrics["compact"] and config["workload"]["name"]
+
+
+def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_path, capsys):
+    import report
+    import sweep
+    tiny = ["--workload", "mnist-logreg", "--dataset", "synthetic", "--limit-train", "256", "--limit-val", "64",
+            "--batch-size", "64", "--threads", "1", "--epochs", "2", "--lrs", "1e-2,1e-1", "--seeds", "0", "1",
+            "--no-report", "--output-dir", str(tmp_path)]
+    assert run_main(sweep.main, ["--name", "theirs", "--optimizers", "adam", *tiny]) == 0
+    baselines.collect([str(tmp_path / "theirs")], tmp_path / "shipped")
+    assert run_main(sweep.main, ["--name", "mine", "--optimizers", "sgd", *tiny]) == 0
+    assert run_main(report.main, [str(tmp_path / "mine"), "--baselines", str(tmp_path / "shipped"),
+                                  "--html", str(tmp_path / "page.html")]) == 0
+    table = (tmp_path / "mine" / "results.md").read_text()
+    assert "| sgd |" in table and "| adam (baseline) |" in table
+    assert "adam (baseline)" in (tmp_path / "page.html").read_text()
+    capsys.readouterr()
+    longer = [("3" if tiny[i - 1] == "--epochs" else a) for i, a in enumerate(tiny)]
+    other = ["--name", "longer", "--optimizers", "sgd", *longer]
+    assert run_main(sweep.main, other) == 0
+    assert run_main(report.main, [str(tmp_path / "longer"), "--baselines", str(tmp_path / "shipped")]) == 0
+    assert "left out, not comparable: epochs 2 (runs: 3)" in capsys.readouterr().out
+    assert "(baseline)" not in (tmp_path / "longer" / "results.md").read_text()
