@@ -14,7 +14,7 @@ from conftest import REPO
 @pytest.fixture
 def made(train_run, tmp_path):
     for opt in ("adam", "sgd"):
-        assert train_run("--optimizer", opt, "--lr", "1e-2", name=opt, epochs=2)[0] == 0
+        assert train_run("--workload", "mnist-logreg", "--optimizer", opt, "--lr", "1e-2", name=opt, epochs=2)[0] == 0
     out = tmp_path / "out"
     assert baselines.collect([str(out)], tmp_path / "baselines") == 2
     return out, tmp_path / "baselines"
@@ -29,7 +29,7 @@ def test_compact_records_keep_the_epochs_and_drop_the_minibatch_losses(made):
 
 def test_comparable_baselines_are_drawn_and_the_others_said_in_one_line(made, train_run, tmp_path, capsys):
     out, shipped = made
-    assert train_run("--optimizer", "adagrad", "--lr", "1e-2", name="mine", epochs=2)[0] == 0
+    assert train_run("--workload", "mnist-logreg", "--optimizer", "adagrad", "--lr", "1e-2", name="mine", epochs=2)[0] == 0
     mine = out / "mine"
     assert run_main(plot.main, [str(mine), "--out", str(tmp_path / "fig"), "--baselines", str(shipped)]) == 0
     printed = capsys.readouterr().out

@@ -15,9 +15,9 @@ from conftest import assert_one_line_error, run_script
 @pytest.fixture
 def two_runs(train_run):
     for opt in ("adam", "sgd"):
-        code, _ = train_run("--optimizer", opt, "--lr", "1e-2", name=opt, epochs=2)
+        code, run_dir = train_run("--workload", "mnist-logreg", "--optimizer", opt, "--lr", "1e-2", name=opt, epochs=2)
         assert code == 0
-    return train_run("--optimizer", "adam", "--lr", "1e-2", name="adam", epochs=2)[1].parent
+    return run_dir.parent
 
 
 def read(path):

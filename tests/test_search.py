@@ -172,20 +172,20 @@ def test_performance_profiles_worked_by_hand():
 def test_a_study_across_sweeps_writes_one_table_and_the_profiles(searched, tmp_path):
     sweep_dir, argv = searched
     import report
-    other = ["--name", "cnn", "--output-dir", str(sweep_dir.parent), "--optimizers", "adam", "sgd", "--lrs",
-             "1e-2", "--seeds", "0", "1", *TINY[2:], "--workload", "cifar10-cnn"]
+    other = ["--name", "bow", "--output-dir", str(sweep_dir.parent), "--optimizers", "adam", "sgd", "--lrs",
+             "1e-2", "--seeds", "0", "1", *TINY[2:], "--workload", "imdb-bow-logreg"]
     assert run_main(sweep.main, other) == 0
-    assert run_main(report.main, [str(sweep_dir), str(sweep_dir.parent / "cnn"), "--study-dir", str(tmp_path),
+    assert run_main(report.main, [str(sweep_dir), str(sweep_dir.parent / "bow"), "--study-dir", str(tmp_path),
                                   "--html", str(tmp_path / "study.html")]) == 0
     check_page(tmp_path / "study.html")
     table = (tmp_path / "study.md").read_text()
-    assert "| mnist-logreg |" in table and "| cifar10-cnn |" in table and "Performance-profile score" in table
+    assert "| mnist-logreg |" in table and "| imdb-bow-logreg |" in table and "Performance-profile score" in table
     assert (tmp_path / "study.csv").read_text().startswith("workload,sweep,target,seeds,adam,sgd")
     assert (tmp_path / "performance_profile.png").stat().st_size > 5000
     assert (tmp_path / "win_rate.png").stat().st_size > 5000
     assert "Win rates" in table and "| adam | - | " in table and " of 4 |" in table     # 2 workloads x 2 seeds
     assert (tmp_path / "study_runs.csv").read_text().count("\n") > 8 * 3
-    proc = run_script("report.py", sweep_dir, sweep_dir.parent / "cnn")
+    proc = run_script("report.py", sweep_dir, sweep_dir.parent / "bow")
     assert_one_line_error(proc, "--study-dir")
 
 
@@ -210,6 +210,6 @@ def check_page(path):
     assert parsed.tags.count("img") >= 2 + 2 * 4 and parsed.tags.count("table") >= 2 + 2 * 2
     assert all(src.startswith("data:image/png;base64,") for src in parsed.sources)
     assert "script" not in parsed.tags and "link" not in parsed.tags
-    for words in ("Across workloads", "Sweep s: results", "Sweep cnn: figures", "git commit", "CPU capability",
+    for words in ("Across workloads", "Sweep s: results", "Sweep bow: figures", "git commit", "CPU capability",
                   "held-out validation", "paired"):
         assert words in text, words
