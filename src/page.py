@@ -1,6 +1,7 @@
 """One self-contained HTML page of a study, from its saved records and report files only.
 
     python src/report.py outputs/studies/mnist-search outputs/studies/imdb-search --study-dir DIR --html study.html
+    python src/page.py study.html --screenshot docs/study-page.png     # as a headless Chromium draws it
 
 Figures are embedded (base64 PNG), styles inline, no script, no server, no network: the file opens
 offline in any browser and can be mailed as it is. Per sweep: its settings and provenance (command,
@@ -10,9 +11,14 @@ figure the report drew; for a study across workloads, its table, win rates and p
 """
 import base64
 import html
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import records
+from cli import Parser, UserError, positive_int, run_main
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
@@ -72,3 +78,57 @@ def provenance(config, plan):
 def write(path, title, sections):
     records.atomic_write(Path(path), lambda tmp: tmp.write_text(page(title, sections), encoding="utf-8"))
     return path
+
+
+# Headless Chromium (Debian's package "chromium"); the flags keep it off this machine's closed network
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]
+
+
+def find_browser():
+    return next((b for b in map(shutil.which, BROWSERS) if b), None)
+
+
+def run_browser(browser, html_path, *flags):
+    """Open the page headless with a fresh profile; returns (stdout, stderr)."""
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags,
+                               Path(html_path).resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    return proc.stdout, proc.stderr
+
+
+def console_errors(stderr):
+    """The page's own errors in Chromium's log (its D-Bus complaints on a machine without one are not)."""
+    return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
+def screenshot(browser, html_path, png_path, width=1100, height=1800):
+    """The top of the page as a browser window of this size shows it."""
+    _, stderr = run_browser(browser, html_path, f"--screenshot={Path(png_path).resolve()}",
+                            f"--window-size={width},{height}")
+    return console_errors(stderr)
+
+
+def main(argv=None):
+    p = Parser(description="Draw a study page as a headless Chromium shows it.")
+    p.add_argument("html", help="the page (from report.py --html)")
+    p.add_argument("--screenshot", required=True, help="PNG to write")
+    p.add_argument("--width", type=positive_int, default=1100, help="window width in pixels (default: %(default)s)")
+    p.add_argument("--height", type=positive_int, default=1800, help="window height in pixels (default: %(default)s)")
+    args = p.parse_args(argv)
+    if not Path(args.html).is_file():
+        raise UserError(f"no page at {args.html}")
+    browser = find_browser()
+    if browser is None:
+        raise UserError("no Chromium found (Debian: apt install chromium)")
+    records.ensure_writable(Path(args.screenshot).resolve().parent, "--screenshot")
+    errors = screenshot(browser, args.html, args.screenshot, args.width, args.height)
+    if errors:
+        raise UserError(f"the page logged {len(errors)} console error(s), the first: {errors[0]}")
+    print(f"screenshot: {args.screenshot}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
