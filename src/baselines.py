@@ -47,9 +47,9 @@ def collect(paths, into):
     runs = records.find_runs(paths)
     root = Path(paths[0]) if len(paths) == 1 else Path(".")
     written = 0
-    if (root / "sweep.json").is_file():        # the plan and the command that made them
-        into.mkdir(parents=True, exist_ok=True)
-        records.save_json(records.load_json(root / "sweep.json"), into / "sweep.json")
+    for plan in sorted(root.rglob("sweep.json")) if len(paths) == 1 else []:   # the plans and commands that made them
+        (into / plan.parent.relative_to(root)).mkdir(parents=True, exist_ok=True)
+        records.save_json(records.load_json(plan), into / plan.relative_to(root))
     for run_dir in runs:
         config, metrics = records.load_run(run_dir)
         if metrics["status"] not in ("complete", "diverged"):

@@ -321,10 +321,15 @@ def overhead_mode(args):
     device = provenance.pick_device(args.device)
     train.configure_backends(args.threads, True, device)
     rows = [row for name in names for row in measure_overhead(name, device, args)]
+    return report_rows(args, device, "fp32", rows, overhead_table)
+
+
+def report_rows(args, device, what, rows, table):
+    """The device and settings in one line, the table, and the rows in --json if asked."""
     d = provenance.describe_device(device)
-    print(f"device {d['type']} ({d['name']}, {d['cpu']['capability']}, {d['threads']} threads), fp32, "
+    print(f"device {d['type']} ({d['name']}, {d['cpu']['capability']}, {d['threads']} threads), {what}, "
           f"{args.steps} steps x {args.rounds} rounds, torch {torch.__version__}")
-    print(overhead_table(rows))
+    print(table(rows))
     if args.json:
         records.save_json({"device": d, "rows": rows}, args.json)
     return 0
@@ -385,13 +390,7 @@ def trials_mode(args):
             raise UserError(f"--trials: workload {name} has no stacked model (stackable: "
                             f"{', '.join(n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model))})")
     rows = [row for name in names for row in measure_trials(args, name)]
-    device = provenance.describe_device(provenance.pick_device(args.device))
-    print(f"device {device['type']} ({device['name']}, {device['cpu']['capability']}, {device['threads']} threads), "
-          f"{args.optimizer}, {args.steps} steps x {args.rounds} rounds, torch {torch.__version__}")
-    print(trials_table(rows))
-    if args.json:
-        records.save_json({"device": device, "rows": rows}, args.json)
-    return 0
+    return report_rows(args, provenance.pick_device(args.device), args.optimizer, rows, trials_table)
 
 
 def measure_trials(args, name):

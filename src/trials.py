@@ -68,15 +68,15 @@ class StackedBow(torch.autograd.Function):
     def forward(ctx, cols, row_ids, rows, shared, scale, weight, bias, *views):
         k, vocab, classes = weight.shape
         if shared:
-            words = weight.transpose(0, 1).reshape(vocab, k * classes).index_select(0, cols).view(-1, k, classes)
-            if scale is not None:
-                words = words * scale.t().unsqueeze(2)
-            logits = torch.zeros(rows, k * classes, dtype=words.dtype, device=words.device)
-            logits = logits.index_add(0, row_ids, words.view(-1, k * classes)).view(rows, k, classes).transpose(0, 1)
+            words = weight.transpose(0, 1).reshape(vocab, k * classes).index_select(0, cols)
         else:
             words = weight.reshape(k * vocab, classes).index_select(0, cols)
-            if scale is not None:
-                words = words * scale.unsqueeze(1)
+        if scale is not None:
+            words = words * scale           # both [nonzeros, K * C] or [K * nonzeros, C]: no broadcast
+        if shared:
+            logits = torch.zeros(rows, k * classes, dtype=words.dtype, device=words.device)
+            logits = logits.index_add(0, row_ids, words).view(rows, k, classes).transpose(0, 1)
+        else:
             logits = torch.zeros(k * rows, classes, dtype=words.dtype, device=words.device)
             logits = logits.index_add(0, row_ids, words).view(k, rows, classes)
         ctx.save_for_backward(cols, row_ids, scale)
@@ -88,15 +88,15 @@ class StackedBow(torch.autograd.Function):
         cols, row_ids, scale = ctx.saved_tensors
         k, vocab, classes = ctx.shape
         if ctx.shared:
-            grad_words = grad.transpose(0, 1).reshape(-1, k * classes).index_select(0, row_ids).view(-1, k, classes)
-            if scale is not None:
-                grad_words = grad_words * scale.t().unsqueeze(2)
-            grad_weight = torch.zeros(vocab, k * classes, dtype=grad.dtype, device=grad.device).index_add_(
-                0, cols, grad_words.view(-1, k * classes)).view(vocab, k, classes).transpose(0, 1).contiguous()
+            grad_words = grad.transpose(0, 1).reshape(-1, k * classes).index_select(0, row_ids)
         else:
             grad_words = grad.reshape(-1, classes).index_select(0, row_ids)
-            if scale is not None:
-                grad_words = grad_words * scale.unsqueeze(1)
+        if scale is not None:
+            grad_words = grad_words * scale
+        if ctx.shared:
+            grad_weight = torch.zeros(vocab, k * classes, dtype=grad.dtype, device=grad.device).index_add_(
+                0, cols, grad_words).view(vocab, k, classes).transpose(0, 1).contiguous()
+        else:
             grad_weight = torch.zeros(k * vocab, classes, dtype=grad.dtype, device=grad.device).index_add_(
                 0, cols, grad_words).view(k, vocab, classes)
         grad_bias = grad.sum(1)
@@ -170,7 +170,10 @@ class Stack(nn.Module):
         scale = None
         if self.training and p > 0:         # each trial's words kept from its own stream, as torch.rand would
             keep = [torch.rand(n, generator=g, device=cols.device) >= p for n, g in zip(counts, self.generators)]
-            scale = (torch.stack(keep) if shared else torch.cat(keep)) / (1 - p)
+            keep = torch.stack(keep, 1) if shared else torch.cat(keep).unsqueeze(1)      # [n, K] or [K * n, 1]
+            # laid out as the gathered words, [n, K * C] or [K * n, C]: a broadcast multiply over a last
+            # dimension of 2 costs several times a plain one
+            scale = keep.repeat_interleave(weight.shape[2], dim=1) / (1 - p)
         views = () if self.stacked_grads else (*self.views["weight"], *self.views["bias"])
         return StackedBow.apply(cols, row_ids, per_trial, shared, scale, weight, bias, *views)
 

@@ -32,6 +32,27 @@ def run_script(script, *args, cwd=REPO, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_in_process(script, *args):
+    """As run_script, without a new interpreter (whose imports cost seconds a case): the script's
+    main through cli.run_main, the one place that turns a UserError into its line, and argparse's
+    exit as the interpreter would take it. A traceback here is an exception: the test fails."""
+    import contextlib
+    import importlib
+    import io
+
+    from cli import run_main
+    module = importlib.import_module(Path(script).stem)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = run_main(module.main, [str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) or exit_.code is None else 1
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=sys.stderr)
+    return subprocess.CompletedProcess([script, *args], code or 0, out.getvalue(), err.getvalue())
+
+
 def assert_one_line_error(proc, *fragments, code=2):
     assert proc.returncode == code, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()

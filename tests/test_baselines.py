@@ -56,6 +56,8 @@ def test_the_shipped_baselines_are_small_safe_and_readable():
     for run in runs[:5]:
         config, metrics = records.load_run(run)
         assert metrics["status"] == "complete" and metrics["compact"] and config["workload"]["name"]
+    for run in runs:                  # every run beside the plan and command of the sweep that made it
+        assert any((up / "sweep.json").is_file() for up in run.parents if up != folder.parent), run
 
 
 def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_path, capsys):
@@ -66,6 +68,7 @@ def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_
             "--no-report", "--output-dir", str(tmp_path)]
     assert run_main(sweep.main, ["--name", "theirs", "--optimizers", "adam", *tiny]) == 0
     baselines.collect([str(tmp_path / "theirs")], tmp_path / "shipped")
+    assert records.load_json(tmp_path / "shipped" / "sweep.json")["optimizers"] == ["adam"]
     assert run_main(sweep.main, ["--name", "mine", "--optimizers", "sgd", *tiny]) == 0
     assert run_main(report.main, [str(tmp_path / "mine"), "--baselines", str(tmp_path / "shipped"),
                                   "--html", str(tmp_path / "page.html")]) == 0

@@ -39,6 +39,7 @@ def test_epoch_figures_quick_on_synthetic_data(tmp_path, number):
     assert "1 epochs per run (the paper: " in table and "would take about" in table
 
 
+@pytest.mark.slow          # six CNN runs: 40 s on the AVX2 CPU
 def test_figure3_trains_each_optimizer_with_and_without_dropout(tmp_path):
     # standardised inputs here: a ZCA fit on 3072-pixel images costs more than this whole test
     assert make_figure(3, tmp_path, "--epochs", "1", "--preprocess", "standardize") == 0

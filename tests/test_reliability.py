@@ -11,7 +11,7 @@ import time
 import pytest
 
 import records
-from conftest import REPO, TINY, assert_one_line_error, run_script
+from conftest import REPO, TINY, assert_one_line_error, run_in_process, run_script
 
 # The CNN, with epochs long enough (16 steps) for a signal to land inside a run.
 SWEEP = ["--optimizers", "adam", "--lrs", "1e-3,1e-2", "--seeds", "0", "--epochs", "3",
@@ -95,7 +95,8 @@ def test_bad_learning_rate_grids_are_refused_before_anything_is_written(tmp_path
 
 
 def test_changing_only_the_threads_does_not_block_a_resume(tmp_path):
-    args = ["--name", "s", "--output-dir", tmp_path, *FAST_SWEEP, "--lrs", "1e-3", "--seeds", "0", "1", "--epochs", "1"]
+    args = ["--name", "s", "--output-dir", tmp_path, *FAST_SWEEP, "--lrs", "1e-3", "--seeds", "0", "1", "--epochs", "1",
+            "--no-report"]
     assert run_script("sweep.py", *args).returncode == 0
     again = run_script("sweep.py", *args, "--threads", "2", "--epochs", "1")
     assert again.returncode == 0, again.stderr
@@ -200,7 +201,7 @@ BAD_TRAIN = [
 
 @pytest.mark.parametrize("args, fragment", BAD_TRAIN)
 def test_bad_train_arguments(tmp_path, args, fragment):
-    proc = run_script("train.py", *TINY, "--epochs", "1", "--output-dir", tmp_path, *args)
+    proc = run_in_process("train.py", *TINY, "--epochs", "1", "--output-dir", tmp_path, *args)
     assert_one_line_error(proc, fragment)
     assert not list(tmp_path.rglob("metrics.*"))
 
@@ -218,9 +219,9 @@ def test_bad_records_and_paths_are_one_line(train_run, tmp_path):
         ("benchmark.py", ["--tiny", "--json", blocker / "x.json"], "--json"),
     ]
     for script, args, fragment in cases:
-        assert_one_line_error(run_script(script, *args), fragment)
+        assert_one_line_error(run_in_process(script, *args), fragment)
     (run_dir / "config.json").write_text("[1, 2]")
-    assert_one_line_error(run_script("plot.py", tmp_path / "out", "--out", tmp_path / "fig"), "config.json")
+    assert_one_line_error(run_in_process("plot.py", tmp_path / "out", "--out", tmp_path / "fig"), "config.json")
     assert_one_line_error(run_script("train.py", *TINY, "--epochs", "2", "--output-dir", tmp_path / "out",
                                      "--run-name", "run", "--resume"), "config.json")
 

@@ -11,8 +11,9 @@ import torch
 import records
 from conftest import REPO, TINY, assert_one_line_error, comparable, run_script
 
-# Long enough epochs (16 steps) that a signal lands mid-epoch.
-ARGS = [*TINY, "--limit-train", "1024", "--epochs", "4"]
+# The MLP with dropout (so its random state must resume too), epochs long enough (32 steps, about
+# half a second here) that a signal lands mid-epoch; a tenth of the CNN's time.
+ARGS = [*TINY, "--workload", "mnist-mlp", "--limit-train", "2048", "--epochs", "4"]
 
 
 def start(out, *extra):

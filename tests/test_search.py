@@ -10,7 +10,7 @@ import space
 import stats
 import sweep
 from cli import UserError, run_main
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_in_process, run_script
 
 TINY = ["--workload", "mnist-logreg", "--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128",
         "--batch-size", "64", "--threads", "1", "--epochs", "2", "--no-report"]
@@ -86,8 +86,8 @@ def test_space_files_json_and_toml(tmp_path):
 ])
 def test_a_bad_space_file_is_one_line(tmp_path, text, fragment):
     (tmp_path / "s.json").write_text(text)
-    proc = run_script("sweep.py", "--name", "x", "--output-dir", tmp_path, "--optimizers", "adam", "--trials", "2",
-                      "--space", tmp_path / "s.json", *TINY)
+    proc = run_in_process("sweep.py", "--name", "x", "--output-dir", tmp_path, "--optimizers", "adam", "--trials", "2",
+                          "--space", tmp_path / "s.json", *TINY)
     assert_one_line_error(proc, fragment)
     assert not (tmp_path / "x").exists()
 

@@ -98,7 +98,8 @@ def test_each_trial_in_its_own_order_is_bit_identical_to_its_solo_run(workload, 
         assert losses[:, k].tolist() == pytest.approx(solo_losses, rel=1e-6, abs=0)   # a few ulp: the mean sums in another order
 
 
-@pytest.mark.parametrize("workload, dropout", [("mnist-logreg", None), ("mnist-mlp", "paper"), ("mnist-vae", None)])
+@pytest.mark.parametrize("workload, dropout", [("mnist-logreg", None), ("mnist-vae", None),
+                                               pytest.param("mnist-mlp", "paper", marks=pytest.mark.slow)])
 def test_trials_sharing_a_data_order_agree_with_their_solo_runs_in_fp64(workload, dropout):
     """One minibatch for every trial (they share a seed): the first layer is one wider product,
     whose sums round differently in fp32, so here agreement is checked in fp64."""
@@ -304,7 +305,7 @@ SGD = [(0, dict(lr=1e-2, weight_decay=0.0)), (1, dict(lr=3e-2, weight_decay=1e-4
 @pytest.mark.parametrize("workload, dropout, optimizer, setups", [
     *((w, d, o, s) for w, d in (("mnist-logreg", None), ("imdb-bow-logreg", "paper"))
       for o, s in (("adam", ADAM), ("sgd", SGD), ("momentum", SGD))),
-    ("mnist-mlp", "paper", "adam", ADAM)])          # the MLP in fp64 once: 1.8M parameters, 50 steps, 3 trials
+    pytest.param("mnist-mlp", "paper", "adam", ADAM, marks=pytest.mark.slow)])   # 1.8M parameters in fp64: 26 s
 def test_the_stacked_step_agrees_with_each_trials_own_optimizer_in_fp64(workload, dropout, optimizer, setups):
     """Not bit for bit: torch's kernels fuse a + alpha * b into one rounding (FMA) and divide by a
     scalar through its reciprocal, which per-trial tensors of settings cannot reproduce; in fp64

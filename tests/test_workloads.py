@@ -14,7 +14,7 @@ import provenance
 import train
 import workloads
 from cli import UserError, run_main
-from conftest import assert_one_line_error, comparable, run_script
+from conftest import assert_one_line_error, comparable, run_in_process, run_script
 
 # Tiny runs without --batch-size, so that the workloads' default batch sizes show.
 SMALL = ["--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128", "--quiet", "--threads", "1"]
@@ -49,10 +49,11 @@ def test_list_workloads_prints_them_all():
         assert f"\n{name} " in proc.stdout, name
 
 
-@pytest.mark.parametrize("workload", list(MODEL))
+@pytest.mark.parametrize("workload", [pytest.param(w, marks=pytest.mark.slow) if w == "cifar10-resnet18" else w
+                                      for w in MODEL])     # ResNet-18 (11M parameters): opt-in, 20 s
 def test_every_workload_trains_on_its_synthetic_stand_in(tmp_path, workload):
-    proc = run_script("train.py", *SMALL, *EXTRA.get(workload, []), "--workload", workload, "--epochs", "1",
-                      "--output-dir", tmp_path, "--run-name", "r", "--data-root", tmp_path / "data")
+    proc = run_in_process("train.py", *SMALL, *EXTRA.get(workload, []), "--workload", workload, "--epochs", "1",
+                          "--output-dir", tmp_path, "--run-name", "r", "--data-root", tmp_path / "data")
     assert proc.returncode == 0, proc.stderr
     config, metrics = read(tmp_path / "r")
     assert config["workload"]["name"] == workload and config["model"]["name"] == MODEL[workload]
@@ -262,6 +263,6 @@ def test_images_that_do_not_fit_the_model_are_one_line(tmp_path):
     (["--dropout-rate", "1.5"], "--dropout-rate 1.5 must be in [0, 1)"),
 ])
 def test_bad_workload_combinations_are_one_line(tmp_path, args, fragment):
-    proc = run_script("train.py", "--epochs", "1", "--output-dir", tmp_path, "--data-root", tmp_path / "data", *args)
+    proc = run_in_process("train.py", "--epochs", "1", "--output-dir", tmp_path, "--data-root", tmp_path / "data", *args)
     assert_one_line_error(proc, fragment)
     assert not any(tmp_path.rglob("config.json"))
