@@ -50,7 +50,7 @@ def build_parser():
     p.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir", help="the sweep folder (holds sweep.json); several "
                    "make a study across workloads")
     p.add_argument("--study-dir", help="with several sweeps: where the table and performance profiles across them go")
-    p.add_argument("--baselines", help="a shipped baseline folder (baselines/...): its picks join the table and "
+    p.add_argument("--baselines", help="a shipped baseline sweep or folder of sweeps (baselines/...): their picks join the table and "
                                        "curves where comparable with the sweep's runs (src/baselines.py)")
     p.add_argument("--html", help="also write everything as one self-contained HTML page here (figures embedded)")
     p.add_argument("--target", type=finite_float,
@@ -96,12 +96,12 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=N
     target = on_recorded_split(workload_target(sweep_dir, plan, target), [m for ms in best.values() for m in ms])
     rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
     shipped = baseline_picks(baselines_dir, sweep_dir, runs) if baselines_dir else {}
-    rows += [{**table_row(opt, base_plan, ms, target), "optimizer": f"{opt} (baseline)"}
-             for opt, (base_plan, ms) in shipped.items()]
+    rows += [{**table_row(opt, base_plan, ms, target), "optimizer": f"{label} (baseline)"}
+             for label, (opt, base_plan, ms) in shipped.items()]
     verdicts = comparisons(runs, plan)
     write_tables(rows, plan, sweep_dir, target, verdicts)
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
-    groups.update({f"{opt} (baseline)": ms for opt, (_, ms) in shipped.items()})
+    groups.update({f"{label} (baseline)": ms for label, (_, _, ms) in shipped.items()})
     for note in plot.notes(groups):
         print(f"note: {note}")
     plot.plot_epochs(groups, sweep_dir / "curves.png", log_y=False)
@@ -137,19 +137,31 @@ def sweep_sections(sweep_dir, plan, rows, verdicts, target, runs):
 
 
 def baseline_picks(folder, sweep_dir, runs):
-    """{optimizer: (the baseline sweep's plan, its picks' metrics)} of a shipped baseline folder,
-    where its runs are comparable with this sweep's (what is not, or differs, is said in one line)."""
+    """{label: (optimizer, the baseline sweep's plan, its picks' metrics)} of a shipped baseline folder (one
+    sweep, or a folder of sweeps such as baselines/figure1), where its runs are comparable with this
+    sweep's (what is not, or differs, is said in one line). An optimizer found in two comparable
+    sweeps is labelled with each sweep's name, so that their picks never mix."""
     import baselines
     folder = Path(folder)
-    plan = load_plan(folder)
+    sweeps = [folder] if (folder / "sweep.json").is_file() else sorted(p.parent for p in folder.rglob("sweep.json"))
+    if not sweeps:
+        raise UserError(f"--baselines {folder}: no sweep.json in it (give a folder of baselines/)")
     config = lambda where, r: records.load_json(records.sweep_run_dir(where, r.optimizer, r.setting, r.seed) / records.CONFIG)
-    kept, notes = baselines.comparable([(r, config(folder, r), r.metrics) for r in at_picks(collect(folder, plan), plan)],
-                                       config(sweep_dir, runs[0]))
-    for note in notes:
-        print(f"note: {note}")
+    reference, found = config(sweep_dir, runs[0]), []
+    for where in sweeps:
+        plan = load_plan(where)
+        kept, notes = baselines.comparable([(r, config(where, r), r.metrics) for r in at_picks(collect(where, plan), plan)],
+                                           reference)
+        for note in notes:
+            print(f"note: {where}: {note}")
+        found += [(r.optimizer, plan, metrics) for r, _, metrics in kept]
+    sweeps_of = {}
+    for opt, plan, _ in found:
+        sweeps_of.setdefault(opt, set()).add(plan["name"])
     out = {}
-    for r, _, metrics in kept:
-        out.setdefault(r.optimizer, (plan, []))[1].append(metrics)
+    for opt, plan, metrics in found:
+        label = opt if len(sweeps_of[opt]) == 1 else f"{opt}, {plan['name']}"
+        out.setdefault(label, (opt, plan, []))[2].append(metrics)
     return out
 
 

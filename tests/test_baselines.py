@@ -75,6 +75,13 @@ def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_
     table = (tmp_path / "mine" / "results.md").read_text()
     assert "| sgd |" in table and "| adam (baseline) |" in table
     assert "adam (baseline)" in (tmp_path / "page.html").read_text()
+    # A folder of sweeps (as baselines/figure1): each optimizer's picks once, two sweeps of one never mixed
+    assert run_main(sweep.main, ["--name", "theirs2", "--optimizers", "adam", *tiny, "--lrs", "3e-2"]) == 0
+    for name in ("theirs", "theirs2"):
+        baselines.collect([str(tmp_path / name)], tmp_path / "set" / name)
+    assert run_main(report.main, [str(tmp_path / "mine"), "--baselines", str(tmp_path / "set")]) == 0
+    table = (tmp_path / "mine" / "results.md").read_text()
+    assert "| adam, theirs (baseline) | 0.1 |" in table and "| adam, theirs2 (baseline) | 0.03 |" in table
     capsys.readouterr()
     longer = [("3" if tiny[i - 1] == "--epochs" else a) for i, a in enumerate(tiny)]
     other = ["--name", "longer", "--optimizers", "sgd", *longer]
