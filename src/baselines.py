@@ -3,6 +3,7 @@ optimizer beside without re-running them.
 
     python src/baselines.py collect outputs/studies/mnist-search --into baselines/mnist-search
     python src/plot.py outputs/my-runs --baselines baselines/mnist-search
+    python src/baselines.py regenerate baselines/figure1 [--dry-run]    # re-run them from their commands
 
 A compact record is a run's config.json and its metrics.json less the per-minibatch losses and
 without checkpoints: the per-epoch metrics and the resolved settings, in the safe JSON format
@@ -11,11 +12,12 @@ data, epochs, batch size, split, limits, schedule, dropout and preprocessing, el
 with one line naming the difference; a different torch version, precision or device type draws it
 with one warning line naming them. baselines/README.md says what each set is and how it was made.
 """
+import shlex
 import sys
 from pathlib import Path
 
 import records
-from cli import Parser, run_main
+from cli import Parser, UserError, run_main
 
 # Settings that change what a run computes: a baseline differing in any is not comparable.
 MUST_MATCH = ("workload", "dataset", "data_dir", "epochs", "batch_size", "val_split", "limit_train", "limit_val",
@@ -32,14 +34,49 @@ def build_parser():
     collect = sub.add_parser("collect", help="compact records of every finished run under the paths")
     collect.add_argument("paths", nargs="+", help="sweep folders or folders of runs")
     collect.add_argument("--into", required=True, help="the baseline folder to write (e.g. baselines/mnist-search)")
+    again = sub.add_parser("regenerate", help="re-run the sweeps behind baseline folders from their recorded "
+                                              "commands, then collect them into the same folders")
+    again.add_argument("folders", nargs="+", help="baseline folders (e.g. baselines/figure1)")
+    again.add_argument("--output-dir", default="outputs/baselines",
+                       help="where the full runs go (default: %(default)s)")
+    again.add_argument("--data-root", help="the data root, where it is not the one recorded in the commands")
+    again.add_argument("--dry-run", action="store_true", help="print the commands and recorded times only")
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command == "regenerate":
+        for folder in map(Path, args.folders):
+            regenerate(folder, Path(args.output_dir), args.data_root, args.dry_run)
+        return 0
     written = collect(args.paths, Path(args.into))
     print(f"{args.into}: {written} compact record(s)")
     return 0
+
+
+def regenerate(folder, output_dir, data_root=None, dry_run=False):
+    """Every sweep of the folder, re-run from the command in its sweep.json (its runs under
+    output_dir/<folder name>/<sweep name>), then collected back into its place in the folder."""
+    import sweep
+    plans = sorted(folder.rglob("sweep.json"))
+    if not plans:
+        raise UserError(f"{folder}: no sweep.json in it (not a baseline folder)")
+    runs = load(folder)
+    # a batched run records its batch's seconds: its share is that over the batch's trials
+    minutes = sum(sum(m["seconds"]) / (c.get("batched") or {}).get("trials", 1) for _, c, m in runs) / 60
+    device = (runs[0][1].get("device") or {}) if runs else {}
+    cpu = f"{device.get('name', '?')} ({(device.get('cpu') or {}).get('capability', '?')})"
+    print(f"{folder}: {len(plans)} sweep(s), {len(runs)} run(s); they trained for {minutes:.1f} min in all "
+          f"(summed over runs) on {cpu}")
+    for plan_path in plans:
+        plan = records.load_json(plan_path)
+        argv = [*shlex.split(plan["command"])[2:], "--output-dir", str(output_dir / folder.name)]
+        argv += ["--data-root", data_root] if data_root else []
+        print(shlex.join(["python", "src/sweep.py", *argv]), flush=True)
+        if not dry_run:
+            sweep.main(argv)
+            collect([str(output_dir / folder.name / plan["name"])], plan_path.parent)
 
 
 def collect(paths, into):

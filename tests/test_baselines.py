@@ -1,6 +1,7 @@
 """Shipped baselines: compact records drawn beside a user's runs where comparable, refused or
 flagged where not."""
 import json
+import shutil
 
 import pytest
 
@@ -8,7 +9,7 @@ import baselines
 import plot
 import records
 from cli import run_main
-from conftest import REPO
+from conftest import REPO, comparable
 
 
 @pytest.fixture
@@ -89,3 +90,20 @@ def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_
     assert run_main(report.main, [str(tmp_path / "longer"), "--baselines", str(tmp_path / "shipped")]) == 0
     assert "left out, not comparable: epochs 2 (runs: 3)" in capsys.readouterr().out
     assert "(baseline)" not in (tmp_path / "longer" / "results.md").read_text()
+
+
+def test_a_baseline_regenerates_from_its_recorded_command_to_the_same_numbers(tmp_path, capsys):
+    import sweep
+    argv = ["--name", "base", "--optimizers", "adam", "--workload", "mnist-logreg", "--dataset", "synthetic",
+            "--limit-train", "256", "--limit-val", "64", "--batch-size", "64", "--threads", "1", "--epochs", "2",
+            "--lrs", "1e-2,1e-1", "--seeds", "0", "--no-report", "--output-dir", str(tmp_path / "made")]
+    assert run_main(sweep.main, argv) == 0
+    baselines.collect([str(tmp_path / "made" / "base")], tmp_path / "shipped" / "base")
+    before = {r.relative_to(tmp_path): comparable(m) for r, _, m in baselines.load(tmp_path / "shipped")}
+    assert run_main(baselines.main, ["regenerate", str(tmp_path / "shipped"), "--dry-run"]) == 0
+    assert "2 run(s); they trained for" in capsys.readouterr().out and not (tmp_path / "again").exists()
+    for run, _, _ in baselines.load(tmp_path / "shipped"):      # only the plans stay: the records come back
+        shutil.rmtree(run)
+    assert run_main(baselines.main, ["regenerate", str(tmp_path / "shipped"), "--output-dir", str(tmp_path / "again")]) == 0
+    assert records.has_metrics(tmp_path / "again" / "shipped" / "base" / "adam" / "lr_0.1" / "seed_0")
+    assert {r.relative_to(tmp_path): comparable(m) for r, _, m in baselines.load(tmp_path / "shipped")} == before
