@@ -71,6 +71,7 @@ def regenerate(folder, output_dir, data_root=None, dry_run=False):
           f"(summed over runs) on {cpu}")
     for plan_path in plans:
         plan = records.load_json(plan_path)
+        # sweep.py records "python src/sweep.py ARGS"; a later --output-dir overrides the recorded one
         argv = [*shlex.split(plan["command"])[2:], "--output-dir", str(output_dir / folder.name)]
         argv += ["--data-root", data_root] if data_root else []
         print(shlex.join(["python", "src/sweep.py", *argv]), flush=True)
@@ -102,10 +103,6 @@ def collect(paths, into):
 def load(path):
     """[(run_dir, config, metrics)] of a baseline folder."""
     return [(d, *records.load_run(d)) for d in records.find_runs([path])]
-
-
-def differences(config, reference, keys):
-    return [k for k in keys if config["args"].get(k) != reference["args"].get(k)]
 
 
 def comparable(baseline_runs, reference):

@@ -408,15 +408,13 @@ def report_study(sweep_dirs, study_dir, trust_pickles=False):
     export.write_tidy_csv(export.tidy_rows(sweep_dirs, trust_pickles), study_dir / "study_runs.csv")
     print((study_dir / "study.md").read_text())
     import page
-    header = ["workload", "sweep", "target", "seeds", *names]
     matrix = [{"": a, **{b: win_words(wins, a, b) for b in names}} for a in names]
     return [("Across workloads", page.paragraphs([
                 "Epochs to each workload's target at the optimizer's pick, median over seeds, and the ratio to the "
                 "best optimizer's (targets on the validation split where one was held out)."])
-             + page.table(header, rows)
+             + page.table(study_header(names), rows)
              + page.paragraphs(["Performance-profile score: " + ", ".join(f"{o} {v:.3f}" for o, v in scores.items()),
-                                "Win rates: the row's optimizer ends better than the column's in this share of the "
-                                "(workload, seed) pairs both finished (ties count half)."])
+                                WIN_RATE_WORDS])
              + page.table(["", *names], matrix)
              + page.image(study_dir / "performance_profile.png", "performance profiles (AlgoPerf)")
              + page.image(study_dir / "win_rate.png", "win rates over workloads and seeds"))]
@@ -450,8 +448,17 @@ def final_scores(sweep_dir, trust_pickles=False):
     return scores
 
 
+# What the win-rate matrix counts, said once for study.md and the page.
+WIN_RATE_WORDS = ("Win rates: the row's optimizer ends better than the column's in this share of the (workload, seed) "
+                  "pairs both finished, on each sweep's selection metric (ties count half; a diverged run loses).")
+
+
+def study_header(names):
+    return ["workload", "sweep", "target", "seeds", *names]
+
+
 def write_study_tables(rows, names, scores, wins, study_dir):
-    header = ["workload", "sweep", "target", "seeds", *names]
+    header = study_header(names)
     records.atomic_write(study_dir / "study.csv", lambda tmp: export.write_csv(tmp, header, rows))
     lines = ["# Study across workloads", "",
              "Epochs to each workload's target at the optimizer's pick, median over seeds (a seed that never "
@@ -460,8 +467,7 @@ def write_study_tables(rows, names, scores, wins, study_dir):
              *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows), "",
              f"Performance-profile score (area under rho(tau) for tau in [1, {TAU_MAX:g}], normalised; 1 = fastest "
              "on every workload): " + ", ".join(f"{opt} {score:.3f}" for opt, score in scores.items()) + ".", "",
-             "Win rates: the row's optimizer ends better than the column's in this share of the (workload, seed) "
-             "pairs both finished, on each sweep's selection metric (ties count half; a diverged run loses).", "",
+             WIN_RATE_WORDS, "",
              "| | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
              *(f"| {a} | " + " | ".join(win_words(wins, a, b) for b in names) + " |" for a in names)]
     records.atomic_write(study_dir / "study.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
