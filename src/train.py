@@ -569,11 +569,14 @@ def train_epoch(model, optimizer, run, epoch, stop):
 
 
 def freeze_diverged(run):
-    """A diverged trial's parameters get no more updates: optimizers skip a parameter without grad."""
+    """A diverged trial's parameters get no more updates: optimizers skip a parameter without grad,
+    and the stacked step (--stacked-step) leaves out its frozen trials."""
     for k, t in enumerate(run.trials):
         if t.diverged:
             for p in run.models[k].parameters():
                 p.grad = None
+    if run.fast_step is not None:
+        run.fast_step.frozen = {k for k, t in enumerate(run.trials) if t.diverged}
 
 
 def record_non_finite(run, losses, epoch, since=0):
