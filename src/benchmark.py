@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 import data as datasets
+import model as models
 import optimizers
 import provenance
 import records
@@ -85,6 +86,8 @@ def build_parser():
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--overhead", action="store_true",
                    help="overhead mode: microseconds per optimizer step of every optimizer, against SGD's")
+    p.add_argument("--dropout", choices=models.DROPOUT_PLACEMENTS,
+                   help="trials mode: the model's dropout placement, e.g. none (default: the workload's)")
     p.add_argument("--trials", type=positive_int, nargs="+", metavar="K",
                    help="trials mode: K trials trained as one stacked model against the same trials one after "
                         "another, for each K given (e.g. --trials 1 4 16 64)")
@@ -390,7 +393,8 @@ def trials_mode(args):
             raise UserError(f"--trials: workload {name} has no stacked model (stackable: "
                             f"{', '.join(n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model))})")
     rows = [row for name in names for row in measure_trials(args, name)]
-    return report_rows(args, provenance.pick_device(args.device), args.optimizer, rows, trials_table)
+    what = args.optimizer + (f", dropout {args.dropout}" if args.dropout else ", the workload's dropout")
+    return report_rows(args, provenance.pick_device(args.device), what, rows, trials_table)
 
 
 def measure_trials(args, name):
@@ -420,7 +424,7 @@ def time_trials(k, shared, stacked, workload, data, inputs, settings, device, ar
     """Trial-steps/s of train.train_epoch on k stacked trials (k = 1: a solo run), after a warm-up."""
     stop = train.StopRequest(handle_signals=False)
     part = datasets.limit(data, args.steps * settings.batch_size, 1)
-    run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked)
+    run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked, args.dropout)
     optimizer = train.build_optimizer(run)
     run.fast_step = batched.StackedStep(optimizer, run.model) if stacked else None
     warm = replace(run, data=datasets.limit(data, args.warmup * settings.batch_size, 1))
@@ -429,7 +433,7 @@ def time_trials(k, shared, stacked, workload, data, inputs, settings, device, ar
     return k * datasets.batches_per_epoch(len(part.train_y), settings.batch_size) / seconds
 
 
-def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper, stacked_step=False):
+def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper, stacked_step=False, dropout=None):
     """k trials as the sweep would batch them: each its own learning rate, seed (or one shared seed)."""
     trials_, models_ = [], []
     for i in range(k):
@@ -438,7 +442,7 @@ def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hy
         trial = train.Trial([], argparse.Namespace(optimizer=optimizer, seed=seed), own, Path(f"trial{i}"),
                             metrics=records.new_metrics(1), generator=torch.Generator().manual_seed(seed))
         torch.manual_seed(seed)
-        models_.append(train.build_model(workload, data, device, channels_last=False))
+        models_.append(train.build_model(workload, data, device, dropout, channels_last=False))
         trial.noise = torch.Generator(device=device).manual_seed(seed + 1) if k > 1 else None
         trials_.append(trial)
     model = models_[0] if k == 1 else batched.stack(workload.model, models_, [t.noise for t in trials_], stacked_step)

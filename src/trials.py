@@ -7,7 +7,7 @@ user's own stay correct unchanged), and its own random stream for dropout and sa
 started where the solo run's global stream would be after the model's initialisation.
 
 A linear layer of K trials is one batched matrix product, its weight gradients another
-(StackedLinear). Trials that share a seed share the data order: then one minibatch feeds all of
+(StackedLinear); a bag of words is model.BagOfWords, the solo model's own sum. Trials that share a seed share the data order: then one minibatch feeds all of
 them and the first layer is a single matrix product. A workload says whether and how its model
 stacks (STACKED); the others run their trials one at a time.
 
@@ -18,12 +18,12 @@ is fp64 agreement to 1e-9.
 """
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import data as datasets
+import model as models
 
 
 class StackedLinear(torch.autograd.Function):
@@ -55,84 +55,6 @@ class StackedLinear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:           # stacked step: the stacked tensors take the gradients whole
             return grad_x, grad_weight, grad_bias
         return (grad_x, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
-
-
-class StackedBow(torch.autograd.Function):
-    """The bag-of-words regression of K trials: logits[k, r] = the sum of W[k]'s rows at row r's
-    words (each times its trial's dropout scale) + b[k], W stacked [K, V, C]. Shared rows gather
-    each word's weights of every trial as one row of a word-major copy [V, K*C] (a copy of W per
-    step is cheaper than K*C-narrow gathers); each trial's own rows gather its own through flat
-    indices trial * V + word. Either way each logit sums its words in the solo run's order: no
-    product rounds differently, so every trial keeps its solo run's bits."""
-
-    @staticmethod
-    def forward(ctx, cols, row_ids, rows, shared, scale, weight, bias, *views):
-        k, vocab, classes = weight.shape
-        if shared:
-            words = swap01(weight).view(vocab, k * classes).index_select(0, cols)
-        else:
-            words = weight.reshape(k * vocab, classes).index_select(0, cols)
-        if scale is not None:
-            words = words * scale           # both [nonzeros, K * C] or [K * nonzeros, C]: no broadcast
-        if shared:
-            logits = torch.zeros(rows, k * classes, dtype=words.dtype, device=words.device)
-            logits = logits.index_add(0, row_ids, words).view(rows, k, classes).transpose(0, 1)
-        else:
-            logits = torch.zeros(k * rows, classes, dtype=words.dtype, device=words.device)
-            logits = logits.index_add(0, row_ids, words).view(k, rows, classes)
-        ctx.save_for_backward(cols, row_ids, scale)
-        ctx.shared, ctx.shape = shared, weight.shape
-        return logits + bias.unsqueeze(1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        cols, row_ids, scale = ctx.saved_tensors
-        k, vocab, classes = ctx.shape
-        if ctx.shared:
-            grad_words = grad.transpose(0, 1).reshape(-1, k * classes).index_select(0, row_ids)
-        else:
-            grad_words = grad.reshape(-1, classes).index_select(0, row_ids)
-        if scale is not None:
-            grad_words = grad_words * scale
-        if ctx.shared:
-            grad_weight = swap01(torch.zeros(vocab, k * classes, dtype=grad.dtype, device=grad.device).index_add_(
-                0, cols, grad_words).view(vocab, k, classes))
-        else:
-            grad_weight = torch.zeros(k * vocab, classes, dtype=grad.dtype, device=grad.device).index_add_(
-                0, cols, grad_words).view(k, vocab, classes)
-        grad_bias = grad.sum(1)
-        if ctx.needs_input_grad[5]:
-            return None, None, None, None, None, grad_weight, grad_bias
-        return (None, None, None, None, None, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
-
-
-def dropout_scale(keep, p, classes):
-    """The kept words' scale, keep / (1 - p) as the solo run divides, for each class: [m, K] -> [m, K * C],
-    laid out as the gathered words (a broadcast multiply over a last dimension of 2 costs several
-    times a plain one). Where C values are 8 bytes (the binary classes) each (scale, scale) pair is
-    looked up as one int64 by numpy from the mask: 0.5 ms for [17k, 16] against 2.8 ms for torch's
-    repeat_interleave (AMD EPYC, AVX2, one thread). The same bits either way."""
-    value = torch.ones(1, dtype=torch.bool, device=keep.device) / (1 - p)
-    if keep.device.type == "cpu" and classes * value.element_size() == 8:
-        table = torch.cat([torch.zeros(classes, dtype=value.dtype), value.repeat(classes)]).view(torch.int64)
-        pairs = table.numpy()[keep.numpy().view(np.uint8)]
-        return torch.from_numpy(pairs).view(value.dtype).view(len(keep), -1)
-    return (keep / (1 - p)).repeat_interleave(classes, dim=1)
-
-
-def swap01(t):
-    """[A, B, C] -> contiguous [B, A, C]. Where a row of C is 8 bytes (the binary classes in fp32)
-    each row moves as one int64, and on the CPU numpy's transpose moves them: for [16, 10000, 2],
-    0.08 ms against torch's 1.0 ms (AMD EPYC, AVX2, one thread). The same bits either way."""
-    a, b, c = t.shape
-    if not (t.is_contiguous() and c * t.element_size() == 8):
-        return t.transpose(0, 1).contiguous()
-    rows = t.view(torch.int64).view(a, b)
-    if rows.device.type == "cpu":
-        swapped = torch.from_numpy(np.ascontiguousarray(rows.numpy().T))
-    else:
-        swapped = rows.t().contiguous()
-    return swapped.view(t.dtype).view(b, a, c)
 
 
 @dataclass
@@ -198,12 +120,22 @@ class Stack(nn.Module):
             counts = (rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]).tolist()
         p = self.trials[0].p
         scale = None
-        if self.training and p > 0:         # each trial's words kept from its own stream, as torch.rand would
-            keep = [torch.rand(n, generator=g, device=cols.device) >= p for n, g in zip(counts, self.generators)]
-            keep = torch.stack(keep, 1) if shared else torch.cat(keep).unsqueeze(1)      # [n, K] or [K * n, 1]
-            scale = dropout_scale(keep, p, weight.shape[2])
+        if self.training and p > 0:
+            keep = self.draws(counts, cols.device) >= p               # one comparison for every trial
+            keep = keep.view(k, -1).t().contiguous() if shared else keep.unsqueeze(1)      # [n, K] or [K * n, 1]
+            scale = models.dropout_scale(keep, p, weight.shape[2])
         views = () if self.stacked_grads else (*self.views["weight"], *self.views["bias"])
-        return StackedBow.apply(cols, row_ids, per_trial, shared, scale, weight, bias, *views)
+        return models.BagOfWords.apply(cols, row_ids, per_trial, shared, scale, weight, bias, *views)
+
+    def draws(self, counts, device):
+        """Trial after trial, counts[k] uniform numbers from trial k's own stream: the solo run's
+        torch.rand(counts[k]), written into one buffer."""
+        out = torch.empty(sum(counts), device=device)
+        start = 0
+        for n, generator in zip(counts, self.generators):
+            torch.rand(n, generator=generator, device=device, out=out[start:start + n])
+            start += n
+        return out
 
     def randn(self, like):
         """torch.randn_like per trial, from each trial's own stream."""
@@ -421,32 +353,38 @@ class StackedStep:
     def adam(self, names, live):
         """One fused call per group of settings, over every parameter's rows of its trials."""
         params = [self.stack.stacked[name] for name in names]
-        grads = [p.grad for p in params]
         steps = [self.state(name, "step", lambda: torch.zeros(len(p), dtype=torch.float32, device=p.device))
                  for name, p in zip(names, params)]
         exp_avgs = [self.state(name, "exp_avg", lambda: torch.zeros_like(p)) for name, p in zip(names, params)]
         exp_avg_sqs = [self.state(name, "exp_avg_sq", lambda: torch.zeros_like(p)) for name, p in zip(names, params)]
+        increment = torch.zeros(len(self.stack), device=params[0].device)
+        increment[live] = 1
+        for step in steps:
+            step.add_(increment)
+        tensors = [rows(t) for t in (params, [p.grad for p in params], exp_avgs, exp_avg_sqs, steps)]
         for (lr, (beta1, beta2), eps, weight_decay), ks in self.groups(live, ("lr", "betas", "eps", "weight_decay")).items():
-            rows = lambda tensors: [t[k] for k in ks for t in tensors]
-            torch._foreach_add_(rows(steps), 1)
-            torch._fused_adam_(rows(params), rows(grads), rows(exp_avgs), rows(exp_avg_sqs), [], rows(steps),
-                               amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps,
-                               maximize=False)
+            p, g, m, v, s = ([t[k] for k in ks for t in each] for each in tensors)
+            torch._fused_adam_(p, g, m, v, [], s, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
+                               weight_decay=weight_decay, eps=eps, maximize=False)
 
     def sgd(self, names, live):
         params = [self.stack.stacked[name] for name in names]
-        grads = [p.grad for p in params]
         with_momentum = self.optimizer.param_groups[0]["momentum"] != 0       # all trials or none (the refusal)
         started = all(name in self.buffers or self.optimizer.state[self.stack.views[name][0]].get("momentum_buffer")
                       is not None for name in names)
         buffers = [self.state(name, "momentum_buffer", lambda: torch.empty_like(p))
                    for name, p in zip(names, params)] if with_momentum else []
+        tensors = [rows(t) for t in (params, [p.grad for p in params], buffers)]
         keys = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
         for (lr, momentum, dampening, weight_decay, nesterov), ks in self.groups(live, keys).items():
-            rows = lambda tensors: [t[k] for k in ks for t in tensors]
-            torch._fused_sgd_(rows(params), rows(grads), rows(buffers), weight_decay=weight_decay, momentum=momentum,
-                              lr=lr, dampening=dampening, nesterov=nesterov, maximize=False,
-                              is_first_step=with_momentum and not started)
+            p, g, b = ([t[k] for k in ks for t in each] for each in tensors)
+            torch._fused_sgd_(p, g, b, weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=dampening,
+                              nesterov=nesterov, maximize=False, is_first_step=with_momentum and not started)
+
+
+def rows(stacked):
+    """[t.unbind(0) for t in stacked]: per stacked tensor its K trial rows, which the fused kernels take."""
+    return [t.unbind(0) for t in stacked]
 
 
 def stacked_step_refusal(optimizer):

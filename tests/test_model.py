@@ -106,6 +106,33 @@ def test_bow_logreg_equals_the_dense_product_in_eval_mode():
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("classes, dtype, p", [(2, torch.float32, 0.5), (2, torch.float64, 0.3), (3, torch.float32, 0.5),
+                                                (2, torch.float32, 0.0)])
+def test_bow_logreg_is_bit_for_bit_the_plain_gather_and_index_add(classes, dtype, p):
+    """The fast kernels (rows of two floats as complex numbers, the scale looked up per pair) change
+    no bit of the logits or the gradients against the obvious autograd formulation."""
+    from model import BowLogisticRegression
+
+    rows = sparse_rows(n=64, width=300, seed=3)
+    torch.manual_seed(1)
+    model = BowLogisticRegression(300, classes, p=p).to(dtype).train()
+    upstream = torch.randn(64, classes, dtype=dtype)
+    outputs = []
+    for plain in (False, True):
+        torch.manual_seed(7)                                          # the same dropout draws
+        if plain:
+            words = model.weight.index_select(0, rows.cols)
+            if p > 0:
+                keep = torch.rand(rows.cols.shape) >= p
+                words = words * (keep / (1 - p)).unsqueeze(1)
+            logits = torch.zeros(64, classes, dtype=dtype).index_add(0, rows.row_ids(), words) + model.bias
+        else:
+            logits = model(rows)
+        outputs.append((logits, *torch.autograd.grad((logits * upstream).sum(), [model.weight, model.bias])))
+    for fast, plain in zip(*outputs):
+        assert fast.dtype == plain.dtype and torch.equal(fast, plain)
+
+
 def test_bow_feature_dropout_drops_half_the_words_and_keeps_the_expectation():
     from model import BowLogisticRegression
 

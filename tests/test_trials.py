@@ -330,6 +330,29 @@ def test_the_stacked_step_refuses_what_it_cannot_compute(optimizer, fragment):
         trials.StackedStep(opt, stack)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "momentum"])
+def test_the_stacked_step_leaves_a_frozen_trial_untouched(optimizer):
+    """A diverged trial is frozen: with NaN gradients, its parameters and optimizer state stay as they were."""
+    models_ = [build("mnist-logreg", s, torch.float32, None) for s in (0, 1, 2)]
+    stack = trials.stack("logreg", models_, [torch.Generator()] * 3, stacked_grads=True)
+    opt = optimizers.build(optimizer, [{"params": list(m.parameters())} for m in models_], {"lr": 1e-2})
+    step = trials.StackedStep(opt, stack)
+    for _ in range(2):
+        for p in stack.stacked.values():
+            p.grad = torch.randn_like(p)
+        step.step()
+    frozen = [t.clone() for t in models_[1].parameters()] + [t.clone() for t in opt.state[stack.views["linear.weight"][1]].values()]
+    live = [t.clone() for t in models_[0].parameters()]
+    step.frozen = {1}
+    for p in stack.stacked.values():
+        p.grad = torch.randn_like(p)
+        p.grad[1] = float("nan")
+    step.step()
+    after = list(models_[1].parameters()) + list(opt.state[stack.views["linear.weight"][1]].values())
+    assert all(torch.equal(a, b) for a, b in zip(frozen, after))
+    assert not any(torch.equal(a, b) for a, b in zip(live, models_[0].parameters()))
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_the_stacked_step_through_the_loop_resumes_exactly_and_stays_close_to_solo_runs(tmp_path, optimizer):
     import records
