@@ -260,10 +260,13 @@ def eval_batches(x, y, batch_size, inputs):
 # ---------------------------------------------------------------- one optimizer, K groups
 
 def group_of(state_dict, k):
-    """Trial k's part of a K-group optimizer's state_dict, in the format of a solo optimizer's."""
+    """Trial k's part of a K-group optimizer's state_dict, in the format of a solo optimizer's. Its
+    tensors are cloned: the stacked step's state is views of stacked tensors, and torch.save of a
+    view writes its whole storage (every trial's state)."""
     group = state_dict["param_groups"][k]
     ids = group["params"]
-    return {"state": {i: state_dict["state"][p] for i, p in enumerate(ids) if p in state_dict["state"]},
+    own = lambda state: {key: v.clone() if torch.is_tensor(v) else v for key, v in state.items()}
+    return {"state": {i: own(state_dict["state"][p]) for i, p in enumerate(ids) if p in state_dict["state"]},
             "param_groups": [{**group, "params": list(range(len(ids)))}]}
 
 

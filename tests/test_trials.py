@@ -364,6 +364,9 @@ def test_the_stacked_step_through_the_loop_resumes_exactly_and_stays_close_to_so
     assert train.train_runs(argvs(tmp_path / "parts", 1)) == 0
     assert train.train_runs(argvs(tmp_path / "parts", 3, "--resume")) == 0
     for k, t in enumerate(runs):
+        state = torch.load(tmp_path / "whole" / f"t{k}" / records.CHECKPOINT, weights_only=False)
+        for tensor in [*state["model"].values(), *(v for s in state["optimizer"]["state"].values() for v in s.values())]:
+            assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()   # its own, not all K
         whole = records.load_metrics(tmp_path / "whole" / f"t{k}")
         parts = records.load_metrics(tmp_path / "parts" / f"t{k}")
         assert {**whole, "seconds": 0, "run_id": 0} == {**parts, "seconds": 0, "run_id": 0}       # exactly
