@@ -116,8 +116,10 @@ class Stack(nn.Module):
         if shared:
             cols, counts = rows.cols, [len(rows.cols)] * k
         else:                                  # word w of trial t is row t * V + w of the [K * V, C] weights
-            cols = rows.cols + weight.shape[1] * torch.div(row_ids, per_trial, rounding_mode="floor")
-            counts = (rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]).tolist()
+            counts = rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]     # nonzeros per trial
+            first_row = torch.arange(0, k * weight.shape[1], weight.shape[1], device=rows.cols.device)
+            cols = rows.cols + torch.repeat_interleave(first_row, counts)   # an int64 division costs 5x this
+            counts = counts.tolist()
         p = self.trials[0].p
         scale = None
         if self.training and p > 0:
