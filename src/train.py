@@ -94,8 +94,9 @@ def build_parser():
                    help="channels_last memory format for convolutional models (default: on)")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True, help="allow TF32 for fp32 matmuls on CUDA (default: on)")
     p.add_argument("--stacked-step", action="store_true",
-                   help="runs trained together (a sweep's --batch-trials): compute Adam's or SGD's update once over "
-                        "the stacked tensors instead of once per run (trials.StackedStep); others are refused")
+                   help="runs trained together (a sweep's --batch-trials): Adam's or SGD's update by torch's fused "
+                        "kernel, once per group of runs with the same settings, instead of torch's loop over each "
+                        "run's parameter group (trials.StackedStep); other optimizers are refused")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice, one per physical core)")
     p.add_argument("--output-dir", default="outputs", help="parent folder of run records (default: outputs)")
     p.add_argument("--run-name", help="run folder name (default: <optimizer>_seed<seed>)")
