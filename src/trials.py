@@ -7,8 +7,9 @@ user's own stay correct unchanged), and its own random stream for dropout and sa
 started where the solo run's global stream would be after the model's initialisation.
 
 A linear layer of K trials is one batched matrix product, its weight gradients another
-(StackedLinear); a bag of words is model.BagOfWords, the solo model's own sum. Trials that share a seed share the data order: then one minibatch feeds all of
-them and the first layer is a single matrix product. A workload says whether and how its model
+(StackedLinear); a bag of words is model.BagOfWords, the solo model's own sum. Trials that share
+a seed share the data order: then one minibatch feeds all of them and the first layer is a single
+matrix product. A workload says whether and how its model
 stacks (STACKED); the others run their trials one at a time.
 
 Equality with solo runs (tests/test_trials.py): with each trial's own data order, parameters are

@@ -48,3 +48,25 @@ def test_overhead_mode_times_every_optimizer_against_sgd(tmp_path):
     sgd = next(r for r in rows if r["optimizer"] == "sgd")
     assert sgd["ratio_to_sgd"] == 1.0
     assert all(r["ratio_to_sgd"] == r["us_per_step"] / sgd["us_per_step"] for r in rows if r["us_per_step"])
+
+
+def test_trials_mode_times_the_model_with_the_dropout_asked_for():
+    """--dropout reaches the trials' models: the MLP's dropout layers are there by default, gone with none."""
+    import argparse
+
+    import torch
+    from torch import nn
+
+    import benchmark
+    import optimizers
+    import train
+    import workloads
+    workload = workloads.WORKLOADS["mnist-mlp"]
+    args = argparse.Namespace(dataset=None, data_dir=None, data_root="unused", tiny=True, channels_last=False)
+    data, inputs = benchmark.load(args, workload, torch.device("cpu"))
+    settings = train.Settings(8)
+    hyper = optimizers.resolve("adam", {}, {})
+    for dropout, expected in ((None, True), ("none", False)):
+        run = benchmark.trial_run(2, True, workload, data, inputs, settings, torch.device("cpu"), "adam", hyper,
+                                  dropout=dropout)
+        assert any(isinstance(m, nn.Dropout) for m in run.models[0].modules()) is expected
