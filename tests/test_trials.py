@@ -320,6 +320,20 @@ def test_the_stacked_step_agrees_with_each_trials_own_optimizer_in_fp64(workload
         assert losses[:, k].tolist() == pytest.approx(solo_losses, rel=1e-6)   # the objective's loss is fp32
 
 
+@pytest.mark.parametrize("workload, dropout", [("mnist-logreg", None), ("imdb-bow-logreg", "paper")])
+@pytest.mark.parametrize("optimizer, setups", [("adam", ADAM), ("momentum", SGD)])
+def test_the_stacked_step_is_bit_identical_to_solo_runs_with_the_fused_kernel(workload, dropout, optimizer, setups):
+    """The stacked step runs the kernel of Adam(fused=True) and SGD(fused=True): against solo runs
+    with that kernel (--opt fused=True), each in its own data order, not one bit differs."""
+    data, inputs = tiny_data(workload)
+    fused = [(seed, {**hyper, "fused": True}) for seed, hyper in setups]
+    params, _ = batched_run(workload, optimizer, fused, data, inputs, [s for s, _ in setups], torch.float32, dropout,
+                            stacked_step=True)
+    for k, (seed, hyper) in enumerate(fused):
+        solo_params, _ = solo_run(workload, optimizer, seed, hyper, data, inputs, seed, torch.float32, dropout)
+        assert all(torch.equal(a, b) for a, b in zip(params[k], solo_params)), f"trial {k}"
+
+
 @pytest.mark.parametrize("optimizer, fragment", [("adamw", "AdamW has no stacked form"),
                                                  ("paper-adam", "PaperAdam has no stacked form")])
 def test_the_stacked_step_refuses_what_it_cannot_compute(optimizer, fragment):
