@@ -199,16 +199,21 @@ def batch_sizes(args, train_args):
     trains its runs one at a time, said in one line."""
     import optimizers
     import torch
+    import trials
     sizes = {}
     for opt in args.optimizers:
         sizes[opt] = args.batch_trials
         if args.batch_trials > 1:
             params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
             try:
-                optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, train_args))
+                built = optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, train_args))
             except UserError:
                 print(f"{opt} takes no parameter group per trial; its runs train one at a time")
                 sizes[opt] = 1
+                continue
+            if "--stacked-step" not in train_args and trials.stacked_step_refusal(built) is None:
+                print(f"{opt}: --stacked-step would update its batched runs by torch's fused kernel, once per "
+                      "setting, faster (their numbers then are those of --opt fused=True)")
     return sizes
 
 

@@ -408,3 +408,17 @@ def test_bag_of_words_trials_sharing_their_rows_are_bit_identical_to_solo_runs()
         solo_params, solo_losses = solo_run("imdb-bow-logreg", "adam", seed, hyper, data, inputs, 0, torch.float32,
                                             "paper")
         assert all(torch.equal(a, b) for a, b in zip(params[k], solo_params)), f"trial {k}"
+
+
+def test_the_sweep_points_to_the_stacked_step_where_it_would_apply(tmp_path, capsys):
+    import sweep
+    from cli import run_main
+    argv = lambda name, *extra: ["--name", name, "--output-dir", str(tmp_path), "--lrs", "1e-3,3e-3", "--seeds", "0",
+                                 "--epochs", "1", "--workload", "mnist-logreg", "--dataset", "synthetic",
+                                 "--limit-train", "64", "--limit-val", "32", "--batch-size", "32", "--threads", "1",
+                                 "--no-report", "--batch-trials", "2", *extra]
+    assert run_main(sweep.main, argv("a", "--optimizers", "adam", "paper-adam")) == 0
+    out = capsys.readouterr().out
+    assert "adam: --stacked-step would update its batched runs" in out and "paper-adam: --stacked-step" not in out
+    assert run_main(sweep.main, argv("b", "--optimizers", "adam", "--stacked-step")) == 0
+    assert "--stacked-step would" not in capsys.readouterr().out
