@@ -72,12 +72,19 @@ def regenerate(folder, output_dir, data_root=None, dry_run=False):
     for plan_path in plans:
         plan = records.load_json(plan_path)
         # sweep.py records "python src/sweep.py ARGS"; a later --output-dir overrides the recorded one
-        argv = [*shlex.split(plan["command"])[2:], "--output-dir", str(output_dir / folder.name)]
+        argv = [*shlex.split(plan["command"])[2:], *pinned(plan), "--output-dir", str(output_dir / folder.name)]
         argv += ["--data-root", data_root] if data_root else []
         print(shlex.join(["python", "src/sweep.py", *argv]), flush=True)
         if not dry_run:
             sweep.main(argv)
             collect([str(output_dir / folder.name / plan["name"])], plan_path.parent)
+
+
+def pinned(plan):
+    """The plan's resolved settings as flags, after its command's: a default that changed since the
+    sweep ran must not change its runs. A plan older than --val-split held nothing out."""
+    return ["--val-split", repr(plan.get("val_split") or 0), "--select", plan["select"],
+            "--weight-decay", repr(plan["weight_decay"]), "--epochs", str(plan["epochs"])]
 
 
 def collect(paths, into):

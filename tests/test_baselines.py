@@ -107,3 +107,12 @@ def test_a_baseline_regenerates_from_its_recorded_command_to_the_same_numbers(tm
     assert run_main(baselines.main, ["regenerate", str(tmp_path / "shipped"), "--output-dir", str(tmp_path / "again")]) == 0
     assert records.has_metrics(tmp_path / "again" / "shipped" / "base" / "adam" / "lr_0.1" / "seed_0")
     assert {r.relative_to(tmp_path): comparable(m) for r, _, m in baselines.load(tmp_path / "shipped")} == before
+
+
+def test_a_plan_older_than_the_validation_split_regenerates_without_one(capsys):
+    """The shipped figure baselines were swept before --val-split existed (no split held out): their
+    recorded command, run today, would hold out 10%. regenerate pins the plan's settings."""
+    assert run_main(baselines.main, ["regenerate", str(REPO / "baselines" / "figure1" / "mnist-adam"), "--dry-run"]) == 0
+    command = capsys.readouterr().out.splitlines()[-1]
+    assert command.startswith("python src/sweep.py --name mnist-adam") and "--val-split 0 " in command
+    assert "--select train_loss" in command and "--epochs 45" in command
