@@ -390,9 +390,13 @@ def trials_mode(args):
     names = [args.workload] if args.workload != "all" else [
         n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model)]
     for name in names:
-        if not batched.stackable(workloads.WORKLOADS[name].model):
+        model = workloads.WORKLOADS[name].model
+        if not batched.stackable(model):
             raise UserError(f"--trials: workload {name} has no stacked model (stackable: "
                             f"{', '.join(n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model))})")
+        if args.dropout and args.dropout not in models.MODELS[model].dropouts:
+            raise UserError(f"--dropout {args.dropout}: workload {name} (model {model}) takes "
+                            f"{', '.join(models.MODELS[model].dropouts)}")
     rows = [row for name in names for row in measure_trials(args, name)]
     what = args.optimizer + (f", dropout {args.dropout}" if args.dropout else ", the workload's dropout")
     return report_rows(args, provenance.pick_device(args.device), what, rows, trials_table)

@@ -37,6 +37,12 @@ def test_trials_mode_refuses_a_model_that_does_not_stack():
     assert_one_line_error(proc, "has no stacked model")
 
 
+def test_trials_mode_refuses_a_dropout_the_model_does_not_take():
+    from conftest import assert_one_line_error, run_in_process
+    proc = run_in_process("benchmark.py", "--workload", "mnist-logreg", "--tiny", "--trials", "2", "--dropout", "paper")
+    assert_one_line_error(proc, "--dropout paper: workload mnist-logreg (model logreg) takes none")
+
+
 def test_overhead_mode_times_every_optimizer_against_sgd(tmp_path):
     out = tmp_path / "overhead.json"
     proc = run_script("benchmark.py", "--overhead", "--workload", "mnist-logreg", "--steps", "2", "--warmup", "1",
