@@ -196,7 +196,8 @@ def batch_trials(value, workload, device):
 
 def batch_sizes(args, train_args):
     """{optimizer: trials per batch}: an optimizer that cannot take one parameter group per trial
-    trains its runs one at a time, said in one line."""
+    trains its runs one at a time, said in one line; one whose batched update --stacked-step could
+    run, where it was not asked for, is said in one line too."""
     import optimizers
     import torch
     import trials

@@ -355,15 +355,15 @@ def test_the_stacked_step_leaves_a_frozen_trial_untouched(optimizer):
         for p in stack.stacked.values():
             p.grad = torch.randn_like(p)
         step.step()
-    frozen = [t.clone() for t in models_[1].parameters()] + [t.clone() for t in opt.state[stack.views["linear.weight"][1]].values()]
+    state = opt.state[stack.views["linear.weight"][1]]                     # trial 1's weight's optimizer state
+    frozen = [t.clone() for t in [*models_[1].parameters(), *state.values()]]
     live = [t.clone() for t in models_[0].parameters()]
     step.frozen = {1}
     for p in stack.stacked.values():
         p.grad = torch.randn_like(p)
         p.grad[1] = float("nan")
     step.step()
-    after = list(models_[1].parameters()) + list(opt.state[stack.views["linear.weight"][1]].values())
-    assert all(torch.equal(a, b) for a, b in zip(frozen, after))
+    assert all(torch.equal(a, b) for a, b in zip(frozen, [*models_[1].parameters(), *state.values()]))
     assert not any(torch.equal(a, b) for a, b in zip(live, models_[0].parameters()))
 
 
