@@ -30,7 +30,8 @@ SGD-Nesterov's (the study's baseline), and the paper's Adam and AdaMax written h
 torch.optim's in each implementation (single-tensor, foreach, fused where the build has it).
     python src/benchmark.py --overhead --workload all --threads 1
 Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
-neighbour shifts all alike. The projected run is the workload's default epochs over the full
+neighbour shifts all alike. In trials mode each configuration is timed right after a solo run and
+each pair gives a ratio: the table has their median and range over the rounds. The projected run is the workload's default epochs over the full
 dataset plus its evaluations. Peak resident memory is read after the whole dataset is loaded and a
 pipeline slice and a full evaluation pass have run (before the tutorial's PIL copy). The report
 names the CPU and its instruction-set capability: bf16 is fast only with native support.
@@ -403,7 +404,9 @@ def trials_mode(args):
 
 
 def measure_trials(args, name):
-    """Per K and data order: the median trial-steps/s over interleaved rounds, and its ratio to solo runs."""
+    """Per K and data order: trial-steps/s, and the ratio to a solo run timed just before it, in
+    every round (paired: a slow spell of a shared machine hits both); the median over the rounds
+    and the range of the ratios."""
     workload = workloads.WORKLOADS[name]
     device = provenance.pick_device(args.device)
     train.configure_backends(args.threads, True, device)
@@ -413,16 +416,26 @@ def measure_trials(args, name):
     data, inputs = load(args, workload, device)
     steps = [False, True] if type(optimizers.build(args.optimizer, [torch.zeros(1, requires_grad=True)], hyper)) in (
         torch.optim.Adam, torch.optim.SGD) else [False]
-    configs = [(1, True, False)] + [(k, shared, stacked) for k in args.trials if k > 1 for shared in (True, False)
-                                    for stacked in steps]
-    rates = {c: [] for c in configs}
+    configs = [(k, shared, stacked) for k in args.trials if k > 1 for shared in (True, False) for stacked in steps]
+    rate = lambda c: time_trials(*c, workload, data, inputs, settings, device, args, hyper)
+    pairs = {c: [] for c in configs}
     for _ in range(args.rounds):
         for c in configs:
-            rates[c].append(time_trials(*c, workload, data, inputs, settings, device, args, hyper))
-    solo = statistics.median(rates[(1, True, False)])
-    return [{"workload": name, "trials": k, "data_order": "shared" if shared else "own",
-             "step": "stacked" if stacked else "per trial", "trial_steps_per_s": statistics.median(r),
-             "solo_trial_steps_per_s": solo, "ratio": statistics.median(r) / solo} for (k, shared, stacked), r in rates.items()]
+            pairs[c].append((rate((1, True, False)), rate(c)))
+    solo = [s for p in pairs.values() for s, _ in p] or [rate((1, True, False)) for _ in range(args.rounds)]
+    rows = [trials_row(name, (1, True, False), [(s, s) for s in solo])]
+    return rows + [trials_row(name, c, p) for c, p in pairs.items()]
+
+
+def trials_row(name, config, pairs):
+    """A table row from [(solo rate, batched rate)] of the rounds."""
+    k, shared, stacked = config
+    ratios = [b / s for s, b in pairs]
+    return {"workload": name, "trials": k, "data_order": "shared" if shared else "own",
+            "step": "stacked" if stacked else "per trial",
+            "trial_steps_per_s": statistics.median(b for _, b in pairs),
+            "solo_trial_steps_per_s": statistics.median(s for s, _ in pairs),
+            "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)]}
 
 
 def time_trials(k, shared, stacked, workload, data, inputs, settings, device, args, hyper):
@@ -455,12 +468,15 @@ def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hy
 
 
 def trials_table(rows):
-    lines = ["| workload | K | data order | optimizer step | trial-steps/s batched | one after another | speed-up |",
+    lines = ["| workload | K | data order | optimizer step | trial-steps/s batched | one after another | "
+             "speed-up (range over rounds) |",
              "|" + "---|" * 7]
     for r in rows:
         if r["trials"] > 1:
+            low, high = r["ratio_range"]
+            spread = f" ({low:.2f}-{high:.2f})" if high > low else ""
             lines.append(f"| {r['workload']} | {r['trials']} | {r['data_order']} | {r['step']} | "
-                         f"{r['trial_steps_per_s']:.0f} | {r['solo_trial_steps_per_s']:.0f} | {r['ratio']:.2f}x |")
+                         f"{r['trial_steps_per_s']:.0f} | {r['solo_trial_steps_per_s']:.0f} | {r['ratio']:.2f}x{spread} |")
     return "\n".join(lines)
 
 

@@ -28,7 +28,8 @@ def test_trials_mode_prints_the_speed_up_table(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert {(r["trials"], r["data_order"], r["step"]) for r in rows} == {
         (1, "shared", "per trial"), *((4, order, step) for order in ("shared", "own") for step in ("per trial", "stacked"))}
-    assert all(r["ratio"] == r["trial_steps_per_s"] / r["solo_trial_steps_per_s"] for r in rows)
+    assert all(r["ratio"] == r["trial_steps_per_s"] / r["solo_trial_steps_per_s"] for r in rows)   # one round: one pair
+    assert all(r["ratio_range"] == [r["ratio"], r["ratio"]] for r in rows)
 
 
 def test_trials_mode_refuses_a_model_that_does_not_stack():
@@ -76,3 +77,12 @@ def test_trials_mode_times_the_model_with_the_dropout_asked_for():
         run = benchmark.trial_run(2, True, workload, data, inputs, settings, torch.device("cpu"), "adam", hyper,
                                   dropout=dropout)
         assert any(isinstance(m, nn.Dropout) for m in run.models[0].modules()) is expected
+
+
+def test_a_trials_row_takes_the_ratio_of_each_pair_then_their_median_and_range():
+    """Paired: a round where the machine was slow for both gives the same ratio as a fast one."""
+    import benchmark
+    row = benchmark.trials_row("w", (16, True, False), [(100.0, 200.0), (50.0, 150.0), (100.0, 100.0)])
+    assert row["ratio"] == 2.0 and row["ratio_range"] == [1.0, 3.0]
+    assert row["trial_steps_per_s"] == 150.0 and row["solo_trial_steps_per_s"] == 100.0
+    assert (row["trials"], row["data_order"], row["step"]) == (16, "shared", "per trial")
