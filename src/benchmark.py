@@ -31,10 +31,11 @@ torch.optim's in each implementation (single-tensor, foreach, fused where the bu
     python src/benchmark.py --overhead --workload all --threads 1
 Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
 neighbour shifts all alike. In trials mode each configuration is timed right after a solo run and
-each pair gives a ratio: the table has their median and range over the rounds. The projected run is the workload's default epochs over the full
-dataset plus its evaluations. Peak resident memory is read after the whole dataset is loaded and a
-pipeline slice and a full evaluation pass have run (before the tutorial's PIL copy). The report
-names the CPU and its instruction-set capability: bf16 is fast only with native support.
+each pair gives a ratio: the table has their median and range over the rounds. The projected run
+is the workload's default epochs over the full dataset plus its evaluations. Peak resident memory
+is read after the whole dataset is loaded and a pipeline slice and a full evaluation pass have run
+(before the tutorial's PIL copy). The report names the CPU and its instruction-set capability:
+bf16 is fast only with native support.
 """
 import argparse
 import itertools

@@ -117,10 +117,10 @@ class Stack(nn.Module):
         if shared:
             cols, counts = rows.cols, [len(rows.cols)] * k
         else:                                  # word w of trial t is row t * V + w of the [K * V, C] weights
-            counts = rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]     # nonzeros per trial
+            nonzeros = rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]     # per trial
             first_row = torch.arange(0, k * weight.shape[1], weight.shape[1], device=rows.cols.device)
-            cols = rows.cols + torch.repeat_interleave(first_row, counts)   # an int64 division costs 5x this
-            counts = counts.tolist()
+            cols = rows.cols + torch.repeat_interleave(first_row, nonzeros)   # an int64 division costs 5x this
+            counts = nonzeros.tolist()
         p = self.trials[0].p
         scale = None
         if self.training and p > 0:
