@@ -173,10 +173,8 @@ class BagOfWords(torch.autograd.Function):
             table = weight.view(vocab, classes)
         else:
             table = swap01(weight).view(vocab, k * classes)
-        words = gather_rows(table, cols)
-        if scale is not None:
-            words = words * scale           # both [nonzeros, K * C] or [K * nonzeros, C]: no broadcast
-        logits = add_rows(rows if shared else k * rows, row_ids, words)
+        logits = torch.zeros(rows if shared else k * rows, table.shape[1], dtype=table.dtype, device=table.device)
+        sum_rows(logits, row_ids, table, cols, scale)
         logits = logits.view(rows, k, classes).transpose(0, 1) if shared else logits.view(k, rows, classes)
         ctx.save_for_backward(cols, row_ids, scale)
         ctx.shared, ctx.shape = shared, weight.shape
@@ -187,19 +185,40 @@ class BagOfWords(torch.autograd.Function):
         cols, row_ids, scale = ctx.saved_tensors
         k, vocab, classes = ctx.shape
         rows = grad.transpose(0, 1).reshape(-1, k * classes) if ctx.shared else grad.reshape(-1, classes)
-        grad_words = gather_rows(rows.contiguous(), row_ids)
-        if scale is not None:
-            grad_words = grad_words * scale
+        grad_table = torch.zeros(vocab if ctx.shared else k * vocab, rows.shape[1], dtype=grad.dtype, device=grad.device)
+        sum_rows(grad_table, cols, rows.contiguous(), row_ids, scale)
         if not ctx.shared:
-            grad_weight = add_rows(k * vocab, cols, grad_words).view(k, vocab, classes)
+            grad_weight = grad_table.view(k, vocab, classes)
         elif k == 1:
-            grad_weight = add_rows(vocab, cols, grad_words).view(1, vocab, classes)
+            grad_weight = grad_table.view(1, vocab, classes)
         else:
-            grad_weight = swap01(add_rows(vocab, cols, grad_words).view(vocab, k, classes))
+            grad_weight = swap01(grad_table.view(vocab, k, classes))
         grad_bias = grad.sum(1)
         if ctx.needs_input_grad[5]:
             return None, None, None, None, None, grad_weight, grad_bias
         return (None, None, None, None, None, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
+
+
+BLOCK_BYTES = 1 << 21     # a block of gathered rows that stays cached (the EPYC here: L2 512 KB a core, L3 32 MB)
+
+
+def sum_rows(out, out_index, table, index, scale=None):
+    """out[out_index[i]] += table[index[i]] * scale[i] for i in order: the gathered rows, scaled in
+    place, summed into out as index_add sums them (the same additions in the same order), block by
+    block of about BLOCK_BYTES, so that no array as large as every word's rows is allocated (a fresh
+    mapping, faulted in page by page) and the rows are summed while still cached. Forward and
+    backward of 64 trials on one real IMDB minibatch (17k words, 50% dropout): 1.2-1.3x faster than
+    one gather, one scaling and one sum; 16 trials, and per-trial orders, about the same (AMD EPYC,
+    AVX2, one thread; interleaved, medians of 10)."""
+    step = max(256, BLOCK_BYTES // (table.shape[1] * table.element_size()))
+    split = (lambda t: (t,)) if len(index) <= step else (lambda t: t.split(step))
+    scales = split(scale) if scale is not None else [None] * len(split(index))
+    for block, out_block, scale_block in zip(split(index), split(out_index), scales):
+        rows = gather_rows(table, block)
+        if scale_block is not None:
+            rows.mul_(scale_block)
+        add_rows_(out, out_block, rows)
+    return out
 
 
 def is_pairs(t):
@@ -216,14 +235,15 @@ def gather_rows(table, index):
     return table.index_select(0, index)
 
 
-def add_rows(n, index, source):
-    """zeros(n, C).index_add(0, index, source): output row i sums the source rows indexed i, in
-    order. Rows of two floats add as complex numbers, whose real and imaginary parts are the same
-    two float additions: the same bits, 1.0 ms against 3.5 ms for 272k rows (AMD EPYC, AVX2)."""
-    if is_pairs(source):
-        out = torch.zeros(n, dtype=torch.complex64 if source.dtype == torch.float32 else torch.complex128)
-        return torch.view_as_real(out.index_add_(0, index, torch.view_as_complex(source)))
-    return torch.zeros(n, source.shape[1], dtype=source.dtype, device=source.device).index_add_(0, index, source)
+def add_rows_(out, index, source):
+    """out.index_add_(0, index, source): output row i adds the source rows indexed i, in order.
+    Rows of two floats add as complex numbers, whose real and imaginary parts are the same two
+    float additions: the same bits, 1.0 ms against 3.5 ms for 272k rows (AMD EPYC, AVX2)."""
+    if is_pairs(source) and is_pairs(out):
+        torch.view_as_complex(out).index_add_(0, index, torch.view_as_complex(source))
+    else:
+        out.index_add_(0, index, source)
+    return out
 
 
 def dropout_scale(keep, p, classes):

@@ -133,6 +133,23 @@ def test_bow_logreg_is_bit_for_bit_the_plain_gather_and_index_add(classes, dtype
         assert fast.dtype == plain.dtype and torch.equal(fast, plain)
 
 
+@pytest.mark.parametrize("width", [2, 6])
+def test_sum_rows_block_by_block_is_bit_for_bit_one_index_add(monkeypatch, width):
+    """Many small blocks (rows of two floats as complex numbers, and wider rows) sum the same
+    numbers in the same order as one gather, one scaling and one index_add."""
+    import model
+
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(50, width, generator=g)
+    index = torch.randint(0, 50, (1000,), generator=g)
+    out_index = torch.randint(0, 7, (1000,), generator=g)
+    scale = (torch.rand(1000, width, generator=g) >= 0.5) * 2.0
+    plain = torch.zeros(7, width).index_add_(0, out_index, table[index] * scale)
+    monkeypatch.setattr(model, "BLOCK_BYTES", 64)            # blocks of 256 rows: four of them
+    blocked = model.sum_rows(torch.zeros(7, width), out_index, table, index, scale)
+    assert torch.equal(blocked, plain)
+
+
 def test_bow_feature_dropout_drops_half_the_words_and_keeps_the_expectation():
     from model import BowLogisticRegression
 
