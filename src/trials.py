@@ -124,9 +124,8 @@ class Stack(nn.Module):
         p = self.trials[0].p
         scale = None
         if self.training and p > 0:
-            keep = self.draws(counts, cols.device) >= p               # one comparison for every trial
-            keep = keep.view(k, -1).t().contiguous() if shared else keep.unsqueeze(1)      # [n, K] or [K * n, 1]
-            scale = models.dropout_scale(keep, p, weight.shape[2])
+            draws = self.draws(counts, cols.device)
+            scale = models.dropout_scale(draws.view(k if shared else 1, -1), p, weight.shape[2])
         views = () if self.stacked_grads else (*self.views["weight"], *self.views["bias"])
         return models.BagOfWords.apply(cols, row_ids, per_trial, shared, scale, weight, bias, *views)
 
