@@ -274,10 +274,24 @@ def swap01(t):
         return t.transpose(0, 1).contiguous()
     rows = t.view(torch.int64).view(a, b)
     if rows.device.type == "cpu":
-        swapped = torch.from_numpy(np.ascontiguousarray(rows.numpy().T))
+        swapped = torch.from_numpy(transpose(rows.numpy()))
     else:
         swapped = rows.t().contiguous()
     return swapped.view(t.dtype).view(b, a, c)
+
+
+def transpose(x):
+    """np.ascontiguousarray(x.T) for a 2-d x; a tall x in blocks of 32 KB of its rows, whose columns
+    then stay cached while written out: a gradient [10000, 64] int64 just summed, 1.8 ms against
+    2.3 (0.7 against 1.3 when cached; AMD EPYC, AVX2, one thread); a wide x is faster whole."""
+    a, b = x.shape
+    step = max(1, (1 << 15) // (b * x.itemsize))
+    if a <= b or step >= a:
+        return np.ascontiguousarray(x.T)
+    out = np.empty((b, a), x.dtype)
+    for start in range(0, a, step):
+        out[:, start:start + step] = x[start:start + step].T
+    return out
 
 
 class MLP(nn.Module):
