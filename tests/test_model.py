@@ -230,3 +230,13 @@ def test_mlp_dropout_is_element_wise_on_the_hidden_layers():
     x = torch.randn(3, 1, 28, 28)
     mlp.eval()
     assert torch.equal(mlp(x), mlp(x)) and mlp(x).shape == (3, 10)
+
+
+def test_transpose_of_a_tall_array_in_blocks_is_the_transpose():
+    import numpy as np
+    from model import transpose
+
+    for shape in [(5000, 16), (4099, 3), (16, 5000), (7, 7)]:        # blocked, blocked, whole, whole
+        x = np.arange(np.prod(shape), dtype=np.int64).reshape(shape)
+        out = transpose(x)
+        assert out.flags.c_contiguous and np.array_equal(out, x.T)
