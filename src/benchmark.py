@@ -21,7 +21,7 @@ run one after another (a solo run's rate: K of them take K times as long), each 
 learning rate; once with one data order for all (trials that share a seed: one minibatch feeds
 them all) and once with each trial's own; each with one optimizer group per trial (any optimizer)
 and, where the optimizer has one (Adam, SGD), with --stacked-step; --dropout none times the models
-without their dropout (the bag of words' per-trial feature dropout is about half its batched step).
+without their dropout (the bag of words' per-trial feature dropout is about 40% of its batched step).
     python src/benchmark.py --workload mnist-logreg --trials 1 4 16 64 --threads 1
     python src/benchmark.py --workload all --trials 1 4 16 64 --threads 1     # every stackable workload
 Overhead mode (--overhead): each optimizer's own cost per step on each workload's model, the
