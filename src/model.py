@@ -185,7 +185,8 @@ class BagOfWords(torch.autograd.Function):
         cols, row_ids, scale = ctx.saved_tensors
         k, vocab, classes = ctx.shape
         rows = grad.transpose(0, 1).reshape(-1, k * classes) if ctx.shared else grad.reshape(-1, classes)
-        grad_table = torch.zeros(vocab if ctx.shared else k * vocab, rows.shape[1], dtype=grad.dtype, device=grad.device)
+        grad_table = torch.zeros(vocab if ctx.shared else k * vocab, rows.shape[1],
+                                 dtype=grad.dtype, device=grad.device)
         sum_rows(grad_table, cols, rows.contiguous(), row_ids, scale)
         if not ctx.shared:
             grad_weight = grad_table.view(k, vocab, classes)
