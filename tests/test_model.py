@@ -109,8 +109,9 @@ def test_bow_logreg_equals_the_dense_product_in_eval_mode():
 @pytest.mark.parametrize("classes, dtype, p", [(2, torch.float32, 0.5), (2, torch.float64, 0.3), (3, torch.float32, 0.5),
                                                 (2, torch.float32, 0.0)])
 def test_bow_logreg_is_bit_for_bit_the_plain_gather_and_index_add(classes, dtype, p):
-    """The fast kernels (rows of two floats as complex numbers, the scale looked up per pair) change
-    no bit of the logits or the gradients against the obvious autograd formulation."""
+    """The fast kernels (rows of two floats as complex numbers, the dropout scale laid out by numpy,
+    sums in blocks) change no bit of the logits or the gradients against the obvious autograd
+    formulation."""
     from model import BowLogisticRegression
 
     rows = sparse_rows(n=64, width=300, seed=3)
