@@ -106,14 +106,18 @@ def test_bow_logreg_equals_the_dense_product_in_eval_mode():
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("classes, dtype, p", [(2, torch.float32, 0.5), (2, torch.float64, 0.3), (3, torch.float32, 0.5),
-                                                (2, torch.float32, 0.0)])
-def test_bow_logreg_is_bit_for_bit_the_plain_gather_and_index_add(classes, dtype, p):
+@pytest.mark.parametrize("classes, dtype, p, block_bytes", [
+    (2, torch.float32, 0.5, None), (2, torch.float64, 0.3, None), (3, torch.float32, 0.5, None),
+    (2, torch.float32, 0.0, None), (2, torch.float32, 0.5, 64), (3, torch.float64, 0.3, 64)])
+def test_bow_logreg_is_bit_for_bit_the_plain_gather_and_index_add(monkeypatch, classes, dtype, p, block_bytes):
     """The fast kernels (rows of two floats as complex numbers, the dropout scale laid out by numpy,
-    sums in blocks) change no bit of the logits or the gradients against the obvious autograd
-    formulation."""
+    sums in blocks: here one, or many small ones) change no bit of the logits or the gradients
+    against the obvious autograd formulation."""
+    import model as models
     from model import BowLogisticRegression
 
+    if block_bytes:
+        monkeypatch.setattr(models, "BLOCK_BYTES", block_bytes)
     rows = sparse_rows(n=64, width=300, seed=3)
     torch.manual_seed(1)
     model = BowLogisticRegression(300, classes, p=p).to(dtype).train()
