@@ -23,6 +23,7 @@ use nn.Dropout there: the same behaviour, explicit, without the warning, and wit
 a code path torch has announced it will remove. The tutorial's F.adaptive_avg_pool2d has no
 deterministic CUDA backward; a mean over H and W computes the same thing deterministically.
 """
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,7 +214,7 @@ def sum_rows(out, out_index, table, index, scale=None):
     AVX2, one thread; interleaved, medians of 10)."""
     step = max(256, BLOCK_BYTES // (table.shape[1] * table.element_size()))
     split = (lambda t: (t,)) if len(index) <= step else (lambda t: t.split(step))
-    scales = split(scale) if scale is not None else [None] * len(split(index))
+    scales = split(scale) if scale is not None else itertools.repeat(None)
     for block, out_block, scale_block in zip(split(index), split(out_index), scales):
         rows = gather_rows(table, block)
         if scale_block is not None:
@@ -257,7 +258,7 @@ def dropout_scale(draws, p, classes):
     per-pair lookup, and 1.2x faster than comparing the transposed floats (AMD EPYC, AVX2, one
     thread). The same bits either way."""
     k, n = draws.shape
-    value = torch.ones(1, dtype=torch.bool, device=draws.device) / (1 - p)
+    value = torch.ones(1, dtype=torch.bool, device=draws.device) / (1 - p)    # divided as torch divides a mask
     if draws.device.type == "cpu" and draws.dtype == torch.float32 and classes * value.element_size() == 8:
         keep = np.greater_equal(draws.numpy(), np.float32(p))            # [K, n], read in order
         scales = np.empty((n, k), np.int64)

@@ -366,8 +366,9 @@ class StackedStep:
         increment[live] = 1
         for step in steps:
             step.add_(increment)
-        tensors = [rows(t) for t in (params, [p.grad for p in params], exp_avgs, exp_avg_sqs, steps)]
-        for (lr, (beta1, beta2), eps, weight_decay), ks in self.groups(live, ("lr", "betas", "eps", "weight_decay")).items():
+        tensors = [trial_rows(t) for t in (params, [p.grad for p in params], exp_avgs, exp_avg_sqs, steps)]
+        keys = ("lr", "betas", "eps", "weight_decay")
+        for (lr, (beta1, beta2), eps, weight_decay), ks in self.groups(live, keys).items():
             p, g, m, v, s = ([t[k] for k in ks for t in each] for each in tensors)
             torch._fused_adam_(p, g, m, v, [], s, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
                                weight_decay=weight_decay, eps=eps, maximize=False)
@@ -379,7 +380,7 @@ class StackedStep:
                       is not None for name in names)
         buffers = [self.state(name, "momentum_buffer", lambda: torch.empty_like(p))
                    for name, p in zip(names, params)] if with_momentum else []
-        tensors = [rows(t) for t in (params, [p.grad for p in params], buffers)]
+        tensors = [trial_rows(t) for t in (params, [p.grad for p in params], buffers)]
         keys = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
         for (lr, momentum, dampening, weight_decay, nesterov), ks in self.groups(live, keys).items():
             p, g, b = ([t[k] for k in ks for t in each] for each in tensors)
@@ -387,7 +388,7 @@ class StackedStep:
                               nesterov=nesterov, maximize=False, is_first_step=with_momentum and not started)
 
 
-def rows(stacked):
+def trial_rows(stacked):
     """[t.unbind(0) for t in stacked]: per stacked tensor its K trial rows, which the fused kernels take."""
     return [t.unbind(0) for t in stacked]
 
