@@ -17,7 +17,7 @@ TINY = ["--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128", 
 def train_run(tmp_path):
     """Run train.main in-process on tiny data; return (exit code, run directory)."""
     import train
-    from cli import run_main
+    from optstudy.core.cli import run_main
 
     def run(*extra, name="run", epochs=2):
         argv = [*TINY, "--epochs", str(epochs), "--output-dir", str(tmp_path / "out"), "--run-name", name,
@@ -40,7 +40,7 @@ def run_in_process(script, *args):
     import importlib
     import io
 
-    from cli import run_main
+    from optstudy.core.cli import run_main
     module = importlib.import_module(Path(script).stem)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

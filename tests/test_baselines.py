@@ -6,9 +6,12 @@ import shutil
 import pytest
 
 import baselines
+
+from optstudy.analysis import baselines as shipped
 import plot
-import records
-from cli import run_main
+from optstudy.analysis import plotting
+from optstudy.records import store as records
+from optstudy.core.cli import run_main
 from conftest import REPO, comparable
 
 
@@ -17,7 +20,7 @@ def made(train_run, tmp_path):
     for opt in ("adam", "sgd"):
         assert train_run("--workload", "mnist-logreg", "--optimizer", opt, "--lr", "1e-2", name=opt, epochs=2)[0] == 0
     out = tmp_path / "out"
-    assert baselines.collect([str(out)], tmp_path / "baselines") == 2
+    assert shipped.collect([str(out)], tmp_path / "baselines") == 2
     return out, tmp_path / "baselines"
 
 
@@ -42,7 +45,7 @@ def test_comparable_baselines_are_drawn_and_the_others_said_in_one_line(made, tr
     config = json.loads((shipped / "adam" / "config.json").read_text())
     config["versions"]["torch"] = "1.0.0"
     (shipped / "adam" / "config.json").write_text(json.dumps(config))
-    groups = plot.baseline_groups(shipped, records.load_run(mine)[0])
+    groups = plotting.baseline_groups(shipped, records.load_run(mine)[0])
     printed = capsys.readouterr().out
     assert list(groups) == ["adam (baseline)"]
     assert "1 baseline run(s) left out, not comparable: epochs 45 (runs: 2)" in printed
@@ -68,7 +71,7 @@ def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_
             "--batch-size", "64", "--threads", "1", "--epochs", "2", "--lrs", "1e-2,1e-1", "--seeds", "0", "1",
             "--no-report", "--output-dir", str(tmp_path)]
     assert run_main(sweep.main, ["--name", "theirs", "--optimizers", "adam", *tiny]) == 0
-    baselines.collect([str(tmp_path / "theirs")], tmp_path / "shipped")
+    shipped.collect([str(tmp_path / "theirs")], tmp_path / "shipped")
     assert records.load_json(tmp_path / "shipped" / "sweep.json")["optimizers"] == ["adam"]
     assert run_main(sweep.main, ["--name", "mine", "--optimizers", "sgd", *tiny]) == 0
     assert run_main(report.main, [str(tmp_path / "mine"), "--baselines", str(tmp_path / "shipped"),
@@ -79,7 +82,7 @@ def test_a_sweeps_report_and_page_set_its_picks_beside_comparable_baselines(tmp_
     # A folder of sweeps (as baselines/figure1): each optimizer's picks once, two sweeps of one never mixed
     assert run_main(sweep.main, ["--name", "theirs2", "--optimizers", "adam", *tiny, "--lrs", "3e-2"]) == 0
     for name in ("theirs", "theirs2"):
-        baselines.collect([str(tmp_path / name)], tmp_path / "set" / name)
+        shipped.collect([str(tmp_path / name)], tmp_path / "set" / name)
     assert run_main(report.main, [str(tmp_path / "mine"), "--baselines", str(tmp_path / "set")]) == 0
     table = (tmp_path / "mine" / "results.md").read_text()
     assert "| adam, theirs (baseline) | 0.1 |" in table and "| adam, theirs2 (baseline) | 0.03 |" in table
@@ -98,15 +101,15 @@ def test_a_baseline_regenerates_from_its_recorded_command_to_the_same_numbers(tm
             "--limit-train", "256", "--limit-val", "64", "--batch-size", "64", "--threads", "1", "--epochs", "2",
             "--lrs", "1e-2,1e-1", "--seeds", "0", "--no-report", "--output-dir", str(tmp_path / "made")]
     assert run_main(sweep.main, argv) == 0
-    baselines.collect([str(tmp_path / "made" / "base")], tmp_path / "shipped" / "base")
-    before = {r.relative_to(tmp_path): comparable(m) for r, _, m in baselines.load(tmp_path / "shipped")}
+    shipped.collect([str(tmp_path / "made" / "base")], tmp_path / "shipped" / "base")
+    before = {r.relative_to(tmp_path): comparable(m) for r, _, m in shipped.load(tmp_path / "shipped")}
     assert run_main(baselines.main, ["regenerate", str(tmp_path / "shipped"), "--dry-run"]) == 0
     assert "2 run(s); they trained for" in capsys.readouterr().out and not (tmp_path / "again").exists()
-    for run, _, _ in baselines.load(tmp_path / "shipped"):      # only the plans stay: the records come back
+    for run, _, _ in shipped.load(tmp_path / "shipped"):      # only the plans stay: the records come back
         shutil.rmtree(run)
     assert run_main(baselines.main, ["regenerate", str(tmp_path / "shipped"), "--output-dir", str(tmp_path / "again")]) == 0
     assert records.has_metrics(tmp_path / "again" / "shipped" / "base" / "adam" / "lr_0.1" / "seed_0")
-    assert {r.relative_to(tmp_path): comparable(m) for r, _, m in baselines.load(tmp_path / "shipped")} == before
+    assert {r.relative_to(tmp_path): comparable(m) for r, _, m in shipped.load(tmp_path / "shipped")} == before
 
 
 def test_a_plan_older_than_the_validation_split_regenerates_without_one(capsys):

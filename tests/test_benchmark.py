@@ -64,25 +64,26 @@ def test_trials_mode_times_the_model_with_the_dropout_asked_for():
     import torch
     from torch import nn
 
-    import benchmark
-    import optimizers
-    import train
-    import workloads
+
+    from optstudy.experiments import benchmark as benching
+    from optstudy.training import optimizers
+    from optstudy.training import loop
+    from optstudy.training import workloads
     workload = workloads.WORKLOADS["mnist-mlp"]
     args = argparse.Namespace(dataset=None, data_dir=None, data_root="unused", tiny=True, channels_last=False)
-    data, inputs = benchmark.load(args, workload, torch.device("cpu"))
-    settings = train.Settings(8)
+    data, inputs = benching.load(args, workload, torch.device("cpu"))
+    settings = loop.Settings(8)
     hyper = optimizers.resolve("adam", {}, {})
     for dropout, expected in ((None, True), ("none", False)):
-        run = benchmark.trial_run(2, True, workload, data, inputs, settings, torch.device("cpu"), "adam", hyper,
+        run = benching.trial_run(2, True, workload, data, inputs, settings, torch.device("cpu"), "adam", hyper,
                                   dropout=dropout)
         assert any(isinstance(m, nn.Dropout) for m in run.models[0].modules()) is expected
 
 
 def test_a_trials_row_takes_the_ratio_of_each_pair_then_their_median_and_range():
     """Paired: a round where the machine was slow for both gives the same ratio as a fast one."""
-    import benchmark
-    row = benchmark.trials_row("w", (16, True, False), [(100.0, 200.0), (50.0, 150.0), (100.0, 100.0)])
+    from optstudy.experiments import benchmark as benching
+    row = benching.trials_row("w", (16, True, False), [(100.0, 200.0), (50.0, 150.0), (100.0, 100.0)])
     assert row["ratio"] == 2.0 and row["ratio_range"] == [1.0, 3.0]
     assert row["trial_steps_per_s"] == 150.0 and row["solo_trial_steps_per_s"] == 100.0
     assert (row["trials"], row["data_order"], row["step"]) == (16, "shared", "per trial")

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import bow
-import records
-from cli import UserError
+from optstudy.data import bow
+from optstudy.records import store as records
+from optstudy.core.cli import UserError
 from conftest import REPO
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-import data
-from cli import UserError
+from optstudy.data import datasets as data
+from optstudy.core.cli import UserError
 
 
 def images(n=3, h=6, w=6):

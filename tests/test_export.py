@@ -5,10 +5,13 @@ import csv
 import pytest
 
 import export
+
+from optstudy.analysis import export as exporting
 import plot
-import records
-import stats
-from cli import run_main
+from optstudy.analysis import plotting
+from optstudy.records import store as records
+from optstudy.analysis import stats
+from optstudy.core.cli import run_main
 from conftest import assert_one_line_error, run_script
 
 
@@ -42,7 +45,7 @@ def test_the_tidy_csv_has_a_row_per_run_and_epoch_and_a_column_per_setting_and_m
 
 
 def test_latex_escapes_and_keeps_the_table():
-    table = export.latex_table([{"optimizer": "paper_adam", "final_val_acc": "92.5 ± 0.1", "note": "5% & {x}"}],
+    table = exporting.latex_table([{"optimizer": "paper_adam", "final_val_acc": "92.5 ± 0.1", "note": "5% & {x}"}],
                                caption="lr_sweep")
     assert "\\begin{tabular}{lll}" in table and "optimizer & final\\_val\\_acc & note \\\\" in table
     assert "paper\\_adam & 92.5 $\\pm$ 0.1 & 5\\% \\& \\{x\\} \\\\" in table and "\\caption{lr\\_sweep}" in table
@@ -60,7 +63,7 @@ def test_curves_against_steps_and_seconds(two_runs, tmp_path, x):
     metrics = records.load_metrics(two_runs / "adam")
     expected = ([e * metrics["iters_per_epoch"] for e in metrics["epoch"]] if x == "step"
                 else [sum(metrics["seconds"][:i + 1]) for i in range(len(metrics["epoch"]))])
-    assert plot.x_values(metrics, x).tolist() == pytest.approx(expected)
+    assert plotting.x_values(metrics, x).tolist() == pytest.approx(expected)
 
 
 def test_win_rates_worked_by_hand():

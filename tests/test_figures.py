@@ -5,8 +5,10 @@ import math
 import pytest
 
 import figures
-import records
-from cli import UserError
+
+from optstudy.analysis import figures as figs
+from optstudy.records import store as records
+from optstudy.core.cli import UserError
 
 # One epoch on 256 synthetic samples; two rates per grid so that every sweep really picks one.
 TINY = ["--quick", "--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128", "--threads", "1",
@@ -19,7 +21,7 @@ def make_figure(number, out, *extra):
 
 def check_figure(number, folder, epochs, rates=2):
     """Every sweep of the figure has its grid of finished runs and a pick; the PNG and table exist."""
-    figure = figures.FIGURES[number]()
+    figure = figs.FIGURES[number]()
     table = (folder / f"figure{number}.md").read_text()
     for s in figure.sweeps:
         plan = json.loads((folder / s.name / "sweep.json").read_text())
@@ -27,7 +29,7 @@ def check_figure(number, folder, epochs, rates=2):
         for lr in plan["lrs"]:
             metrics = records.load_metrics(records.sweep_run_dir(folder / s.name, s.optimizer, lr, 0))
             assert metrics["epoch"][-1] == epochs or metrics["status"] == "diverged"
-        assert f"| {s.panel} | {figures.NAMES[s.optimizer]} |" in table
+        assert f"| {s.panel} | {figs.NAMES[s.optimizer]} |" in table
     assert (folder / f"figure{number}.png").stat().st_size > 10_000
     return table
 
@@ -59,20 +61,20 @@ def test_figure4_is_the_bias_correction_grid(tmp_path):
         hyper = config["optimizer"]["hyperparameters"]
         seen.add((*hyper["betas"], hyper["bias_correction"]))
     assert seen == {(b1, b2, bc) for b1 in (0.0, 0.9) for b2 in (0.99, 0.999, 0.9999) for bc in (True, False)}
-    assert figures.fig4_rows(100) == [10, 100] and figures.fig4_rows(2) == [1, 2]
+    assert figs.fig4_rows(100) == [10, 100] and figs.fig4_rows(2) == [1, 2]
 
 
 def test_the_drawing_reads_only_saved_records(tmp_path, monkeypatch):
     assert make_figure(1, tmp_path, "--epochs", "1", "--grid-points", "1") == 0
     folder = tmp_path / "fig1-quick"
     (folder / "figure1.png").unlink()
-    import sweep
-    import train
+    from optstudy.experiments import figures as making
+    from optstudy.training import setup
 
     def refuse(*args, **kwargs):
         raise AssertionError("--draw-only trained")
-    monkeypatch.setattr(train, "main", refuse)
-    monkeypatch.setattr(sweep, "main", refuse)
+    monkeypatch.setattr(setup, "train_runs", refuse)
+    monkeypatch.setattr(making, "sweep", refuse)
     png = tmp_path / "docs" / "f1.png"
     png.parent.mkdir()
     assert make_figure(1, tmp_path, "--epochs", "1", "--grid-points", "1", "--draw-only", "--png", png) == 0
@@ -92,19 +94,19 @@ def fake_run(status, losses):
 
 
 def test_diverged_rates_are_shown_never_dropped():
-    s = figures.fig1().sweeps[0]
-    curve = figures.Curve(s, grid={1e-2: fake_run("complete", [2.0, 0.5, 0.4]),
+    s = figs.fig1().sweeps[0]
+    curve = figs.Curve(s, grid={1e-2: fake_run("complete", [2.0, 0.5, 0.4]),
                                    1.0: fake_run("diverged", [2.0, math.nan])})
     curve.best_lr, curve.best = 1e-2, curve.grid[1e-2]
     assert curve.diverged == [1.0]
     assert curve.label() == "AdaGrad lr=0.01, 1/2 rates diverged"
-    assert figures.loss_at(curve.grid[1.0], 1) is None and figures.loss_at(curve.grid[1e-2], 2) == 0.4
-    assert figures.Curve(s, grid={1.0: curve.grid[1.0]}).label() == "AdaGrad: every rate diverged (1)"
+    assert figs.loss_at(curve.grid[1.0], 1) is None and figs.loss_at(curve.grid[1e-2], 2) == 0.4
+    assert figs.Curve(s, grid={1.0: curve.grid[1.0]}).label() == "AdaGrad: every rate diverged (1)"
 
 
 def test_grids_are_the_papers():
-    fig4 = figures.fig4()
+    fig4 = figs.fig4()
     assert [float(v) for v in fig4.sweeps[0].grid.spec().split(":")[:2]] == [1e-5, 1e-1]
     assert len(fig4.sweeps) == 12 and fig4.epochs == 100
-    assert figures.Grid(1e-4, 1e-2, 5).spec(1) == "0.001"
-    assert {s.optimizer for s in figures.fig2().sweeps} == {"adagrad", "rmsprop", "sgd", "adadelta", "adam"}
+    assert figs.Grid(1e-4, 1e-2, 5).spec(1) == "0.001"
+    assert {s.optimizer for s in figs.fig2().sweeps} == {"adagrad", "rmsprop", "sgd", "adadelta", "adam"}

@@ -80,7 +80,7 @@ def test_parameter_counts_of_the_flat_models():
 
 
 def sparse_rows(n=40, width=30, seed=0):
-    from bow import SparseRows
+    from optstudy.data.bow import SparseRows
 
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(n, width, generator=g) < 0.3).double()

@@ -4,10 +4,10 @@ import copy
 import pytest
 import torch
 
-import optimizers
-from cli import UserError
+from optstudy.training import optimizers
+from optstudy.core.cli import UserError
 from model import AdamPaperCNN
-from optimizers import PaperAdam, PaperAdamax
+from optstudy.training.optimizers import PaperAdam, PaperAdamax
 
 STEPS = 200
 

@@ -5,9 +5,11 @@ import re
 import pytest
 
 import page
+
+from optstudy.analysis import page as pages
 import report
 import sweep
-from cli import UserError, run_main
+from optstudy.core.cli import UserError, run_main
 from test_search import TINY
 
 # Run after the page loads: how many of its images the browser decoded, and how many tables it laid out
@@ -29,21 +31,21 @@ def study_page(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_study_page_renders_every_figure_and_table_without_console_errors(study_page, tmp_path):
-    browser = page.find_browser()
+    browser = pages.find_browser()
     if browser is None:
         pytest.skip("no Chromium on this machine (Debian: apt install chromium)")
     checked = tmp_path / "checked.html"                  # the page plus the counting script above
     checked.write_text(study_page.read_text().replace("</body>", CHECK + "</body>"))
-    dom, stderr = page.run_browser(browser, checked, "--dump-dom")
+    dom, stderr = pages.run_browser(browser, checked, "--dump-dom")
     drawn = re.search(r'data-drawn="(\d+)/(\d+)/(\d+)"', dom)
     assert drawn, stderr[-2000:]
     decoded, images, tables = map(int, drawn.groups())
     source = study_page.read_text()
     assert decoded == images == source.count("<img ") >= 4, drawn.group(0)      # every figure drawn
     assert tables == source.count("<table>") >= 2, drawn.group(0)
-    assert page.console_errors(stderr) == []
+    assert pages.console_errors(stderr) == []
     shot = tmp_path / "shot.png"                          # the page itself, no script added
-    assert page.screenshot(browser, study_page, shot) == []
+    assert pages.screenshot(browser, study_page, shot) == []
     assert shot.stat().st_size > 20000                    # a drawn page, not a blank window
     print(f"screenshot: {shot}")
 

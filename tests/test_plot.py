@@ -23,20 +23,20 @@ def test_plot_writes_the_figures(two_runs, tmp_path):
 
 
 def test_plot_groups_seeds_into_a_band(train_run, tmp_path):
-    import plot
+    from optstudy.analysis import plotting
 
     for seed in (0, 1):
         train_run("--seed", seed, name=f"adam_seed{seed}", epochs=1)
-    groups = plot.group_runs(plot.load_runs([tmp_path / "out"]))
+    groups = plotting.group_runs(plotting.load_runs([tmp_path / "out"]))
     assert list(groups) == ["adam"] and len(groups["adam"]) == 2
-    epochs, mean, low, high = plot.stack(groups["adam"], "test_loss")
+    epochs, mean, low, high = plotting.stack(groups["adam"], "test_loss")
     assert list(epochs) == [0, 1] and (low <= mean).all() and (mean <= high).all() and (low < high).any()
 
 
 def test_moving_average_is_trailing_mean():
-    import plot
+    from optstudy.analysis import plotting
 
-    assert plot.moving_average([1.0, 2.0, 3.0, 4.0], 2).tolist() == [1.5, 2.5, 3.5]
+    assert plotting.moving_average([1.0, 2.0, 3.0, 4.0], 2).tolist() == [1.5, 2.5, 3.5]
 
 
 def test_no_runs_is_a_clear_error(tmp_path):
@@ -105,7 +105,7 @@ def setting_pairs(tmp_path_factory):
     """<root>/<setting>/{a,b}: one epoch each on tiny synthetic data, one weight decay for all; the six
     runs are six different settings."""
     import train
-    from cli import run_main
+    from optstudy.core.cli import run_main
     from conftest import TINY
 
     root = tmp_path_factory.mktemp("pairs")
@@ -119,9 +119,9 @@ def setting_pairs(tmp_path_factory):
 
 @pytest.mark.parametrize("setting", list(PAIRS))
 def test_runs_that_differ_in_another_setting_are_two_labelled_curves(setting_pairs, setting):
-    import plot
+    from optstudy.analysis import plotting
 
-    groups = plot.group_runs(plot.load_runs([setting_pairs / setting]))
+    groups = plotting.group_runs(plotting.load_runs([setting_pairs / setting]))
     assert len(groups) == 2 and all(len(runs) == 1 for runs in groups.values())
     first, second = LABELS[setting]
     (a,), (b,) = ([label for label in groups if fragment in label] for fragment in (first, second))
@@ -137,12 +137,12 @@ def test_plot_draws_a_curve_for_every_setting(setting_pairs, tmp_path):
 
 
 def test_seeds_of_one_setting_still_form_one_band(train_run, tmp_path):
-    import plot
+    from optstudy.analysis import plotting
 
     for seed in (0, 1):
         train_run("--workload", "mnist-mlp", "--dropout", "paper", "--seed", seed, name=f"paper_seed{seed}", epochs=1)
     train_run("--workload", "mnist-mlp", "--dropout", "none", name="none_seed0", epochs=1)
-    groups = plot.group_runs(plot.load_runs([tmp_path / "out"]))
+    groups = plotting.group_runs(plotting.load_runs([tmp_path / "out"]))
     assert sorted(len(runs) for runs in groups.values()) == [1, 2]
     (band,) = [label for label, runs in groups.items() if len(runs) == 2]
     assert "dropout=paper" in band and "seed" not in band

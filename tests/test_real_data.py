@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import data
-import records
+from optstudy.data import datasets as data
+from optstudy.records import store as records
 from conftest import REPO, run_script
 from test_bow import SHARED as SHARED_IMDB
 from test_bow import real_imdb_root

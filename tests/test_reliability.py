@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-import records
+from optstudy.records import store as records
 from conftest import REPO, TINY, assert_one_line_error, run_in_process, run_script
 
 # The CNN, with epochs long enough (16 steps) for a signal to land inside a run.
@@ -118,14 +118,14 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path):
 
 
 def test_an_interrupted_overwrite_never_leaves_a_mixture(train_run, monkeypatch):
-    import train
+    from optstudy.training import loop
 
     _, run_dir = train_run(epochs=1)
     old_config, old_metrics = records.load_run(run_dir)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(train, "evaluate", interrupted)
+    monkeypatch.setattr(loop, "evaluate", interrupted)
     assert train_run("--overwrite", "--seed", "7", epochs=1)[0] == 130      # a second Ctrl-C: stop at once
     monkeypatch.undo()
     found = records.find_runs([run_dir.parent])

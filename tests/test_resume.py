@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-import records
+from optstudy.records import store as records
 from conftest import REPO, TINY, assert_one_line_error, comparable, run_script
 
 # The MLP with dropout (so its random state must resume too), epochs long enough (32 steps, about
@@ -79,7 +79,7 @@ def test_ctrl_c_and_sigterm_keep_the_last_epoch_and_say_how_to_resume(tmp_path, 
 
 
 def test_crash_while_saving_leaves_the_previous_epoch_readable(train_run, monkeypatch):
-    import train
+    from optstudy.training import loop
 
     real_save, calls = torch.save, []
 
@@ -91,7 +91,7 @@ def test_crash_while_saving_leaves_the_previous_epoch_readable(train_run, monkey
                 f.truncate(os.path.getsize(path) // 2)
             raise OSError(28, "No space left on device")
         real_save(obj, path)
-    monkeypatch.setattr(train.torch, "save", dies_halfway)
+    monkeypatch.setattr(loop.torch, "save", dies_halfway)
     with pytest.raises(OSError):
         train_run(epochs=3)
     monkeypatch.undo()

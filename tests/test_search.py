@@ -5,11 +5,12 @@ import math
 
 import pytest
 
-import records
-import space
-import stats
+from optstudy.records import store as records
+from optstudy.experiments import space
+from optstudy.analysis import stats
 import sweep
-from cli import UserError, run_main
+from optstudy.experiments import sweep as sweeping
+from optstudy.core.cli import UserError, run_main
 from conftest import assert_one_line_error, run_in_process, run_script
 
 TINY = ["--workload", "mnist-logreg", "--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128",
@@ -95,7 +96,7 @@ def test_a_bad_space_file_is_one_line(tmp_path, text, fragment):
 def test_bad_search_flags_are_one_line(tmp_path):
     def refused(*argv):
         with pytest.raises(UserError) as err:
-            sweep.run_sweep(["--name", "x", "--output-dir", str(tmp_path), *argv, *TINY])
+            sweeping.run_sweep(["--name", "x", "--output-dir", str(tmp_path), *argv, *TINY])
         return str(err.value)
     assert "needs --trials" in refused("--space", "lr,eps")
     assert "comma list" in refused("--trials", "2", "--space", "lr,beta9")
@@ -140,7 +141,7 @@ def test_a_search_rerun_trains_nothing_new_and_a_changed_budget_is_refused(searc
     assert "0 trained" in capsys.readouterr().out
     assert {d: (d / records.METRICS).stat().st_mtime_ns for d in records.find_runs([sweep_dir])} == before
     with pytest.raises(UserError, match="other settings"):
-        sweep.run_sweep([*argv, "--trials", "4"])
+        sweeping.run_sweep([*argv, "--trials", "4"])
 
 
 def test_the_report_of_a_search_names_the_setting_and_draws_tuning_curves(searched):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import records
+from optstudy.records import store as records
 from conftest import REPO, assert_one_line_error, comparable, run_in_process, run_script
 
 # The MNIST MLP: the solo training path (the CPU's default does not batch it), and SGD at lr 30 diverges.

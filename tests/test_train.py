@@ -4,7 +4,7 @@ import joblib
 import pytest
 
 import train
-from cli import run_main
+from optstudy.core.cli import run_main
 from conftest import TINY, assert_one_line_error, comparable, run_script
 
 

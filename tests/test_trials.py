@@ -5,11 +5,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-import data as datasets
+from optstudy.data import datasets
 import model as models
-import optimizers
-import trials
-import workloads
+from optstudy.training import optimizers
+from optstudy.training import stacking as trials
+from optstudy.training import workloads
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -185,9 +185,10 @@ def close_records(a, b):
 
 
 def test_trials_trained_together_record_what_their_solo_runs_record(tmp_path):
-    import records
+    from optstudy.records import store as records
     import train
-    assert train.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t) for k, t in enumerate(TRIALS)]) == 0
+    from optstudy.training import setup
+    assert setup.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t) for k, t in enumerate(TRIALS)]) == 0
     for k, t in enumerate(TRIALS):
         assert train.main(run_argv(tmp_path / "solo", f"t{k}", *t)) == 0
         batch_config, batch = records.load_run(tmp_path / "batch" / f"t{k}")
@@ -203,11 +204,12 @@ def test_trials_trained_together_record_what_their_solo_runs_record(tmp_path):
 
 
 def test_a_diverging_trial_leaves_the_batch_and_the_others_are_unchanged(tmp_path):
-    import records
+    from optstudy.records import store as records
     import train
+    from optstudy.training import setup
     diverging = ("--optimizer", "sgd", "--lr", "1e6", "--seed", "3")
     runs = [("--optimizer", "sgd", "--lr", "1e-2", "--seed", "0"), diverging, ("--optimizer", "sgd", "--lr", "0.1", "--seed", "1")]
-    assert train.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t, epochs=3) for k, t in enumerate(runs)]) == 0
+    assert setup.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t, epochs=3) for k, t in enumerate(runs)]) == 0
     assert records.load_metrics(tmp_path / "batch" / "t1")["status"] == "diverged"
     for k in (0, 2):
         assert train.main(run_argv(tmp_path / "solo", f"t{k}", *runs[k], epochs=3)) == 0
@@ -217,12 +219,13 @@ def test_a_diverging_trial_leaves_the_batch_and_the_others_are_unchanged(tmp_pat
 
 
 def test_a_batch_resumes_where_it_stopped_and_each_trial_resumes_alone(tmp_path):
-    import records
+    from optstudy.records import store as records
     import train
+    from optstudy.training import setup
     argvs = lambda out, epochs, *extra: [run_argv(out, f"t{k}", *t, *extra, epochs=epochs) for k, t in enumerate(TRIALS)]
-    assert train.train_runs(argvs(tmp_path / "batch", 1)) == 0
-    assert train.train_runs(argvs(tmp_path / "batch", 3, "--resume")) == 0          # on, batched
-    assert train.train_runs(argvs(tmp_path / "mixed", 2)) == 0
+    assert setup.train_runs(argvs(tmp_path / "batch", 1)) == 0
+    assert setup.train_runs(argvs(tmp_path / "batch", 3, "--resume")) == 0          # on, batched
+    assert setup.train_runs(argvs(tmp_path / "mixed", 2)) == 0
     assert train.main(run_argv(tmp_path / "mixed", "t1", *TRIALS[1], "--resume", epochs=3)) == 0   # on, alone
     for k, t in enumerate(TRIALS):
         assert train.main(run_argv(tmp_path / "solo", f"t{k}", *t, epochs=3)) == 0
@@ -232,12 +235,12 @@ def test_a_batch_resumes_where_it_stopped_and_each_trial_resumes_alone(tmp_path)
 
 
 def test_runs_that_differ_in_more_than_their_own_settings_are_refused(tmp_path):
-    import train
-    from cli import UserError
+    from optstudy.training import setup
+    from optstudy.core.cli import UserError
     with pytest.raises(UserError, match="must share batch_size"):
-        train.train_runs([run_argv(tmp_path, "a"), run_argv(tmp_path, "b", "--batch-size", "64")])
+        setup.train_runs([run_argv(tmp_path, "a"), run_argv(tmp_path, "b", "--batch-size", "64")])
     with pytest.raises(UserError, match="no stacked model"):
-        train.train_runs([[*run_argv(tmp_path, "a"), "--workload", "cifar10-cnn"],
+        setup.train_runs([[*run_argv(tmp_path, "a"), "--workload", "cifar10-cnn"],
                           [*run_argv(tmp_path, "b"), "--workload", "cifar10-cnn"]])
 
 
@@ -253,9 +256,9 @@ def test_a_batched_sweep_matches_one_at_a_time_and_resumes_after_a_kill(tmp_path
     import sys
     import time
 
-    import records
+    from optstudy.records import store as records
     import sweep
-    from cli import run_main
+    from optstudy.core.cli import run_main
     from conftest import REPO
     assert run_main(sweep.main, ["--name", "solo", "--output-dir", str(tmp_path), *SWEEP, "--batch-trials", "1"]) == 0
     cmd = [sys.executable, str(REPO / "src" / "sweep.py"), "--name", "b", "--output-dir", str(tmp_path), *SWEEP,
@@ -291,7 +294,7 @@ def json_plan(sweep_dir):
 
 def test_the_sweep_says_when_a_model_does_not_stack(tmp_path, capsys):
     import sweep
-    from cli import run_main
+    from optstudy.core.cli import run_main
     argv = ["--name", "c", "--output-dir", str(tmp_path), "--optimizers", "adam", "--lrs", "1e-3", "--seeds", "0",
             "--epochs", "1", "--dataset", "synthetic", "--limit-train", "64", "--limit-val", "32", "--batch-size", "32",
             "--threads", "1", "--no-report", "--batch-trials", "4"]
@@ -369,14 +372,15 @@ def test_the_stacked_step_leaves_a_frozen_trial_untouched(optimizer):
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_the_stacked_step_through_the_loop_resumes_exactly_and_stays_close_to_solo_runs(tmp_path, optimizer):
-    import records
+    from optstudy.records import store as records
     import train
+    from optstudy.training import setup
     runs = [("--optimizer", optimizer, "--lr", lr, "--seed", seed) for lr, seed in (("1e-3", 0), ("1e-2", 1), ("3e-3", 2))]
     argvs = lambda out, epochs, *extra: [run_argv(out, f"t{k}", *t, "--stacked-step", *extra, epochs=epochs)
                                          for k, t in enumerate(runs)]
-    assert train.train_runs(argvs(tmp_path / "whole", 3)) == 0
-    assert train.train_runs(argvs(tmp_path / "parts", 1)) == 0
-    assert train.train_runs(argvs(tmp_path / "parts", 3, "--resume")) == 0
+    assert setup.train_runs(argvs(tmp_path / "whole", 3)) == 0
+    assert setup.train_runs(argvs(tmp_path / "parts", 1)) == 0
+    assert setup.train_runs(argvs(tmp_path / "parts", 3, "--resume")) == 0
     for k, t in enumerate(runs):
         state = torch.load(tmp_path / "whole" / f"t{k}" / records.CHECKPOINT, weights_only=False)
         for tensor in [*state["model"].values(), *(v for s in state["optimizer"]["state"].values() for v in s.values())]:
@@ -390,11 +394,11 @@ def test_the_stacked_step_through_the_loop_resumes_exactly_and_stays_close_to_so
 
 
 def test_the_stacked_step_refuses_an_optimizer_it_cannot_compute_before_training(tmp_path):
-    import train
-    from cli import UserError
+    from optstudy.training import setup
+    from optstudy.core.cli import UserError
     argvs = [run_argv(tmp_path, f"t{k}", "--optimizer", "adamw", "--seed", k, "--stacked-step") for k in range(2)]
     with pytest.raises(UserError, match="AdamW has no stacked form"):
-        train.train_runs(argvs)
+        setup.train_runs(argvs)
     assert not (tmp_path / "t0" / "metrics.json").exists()
 
 
@@ -412,7 +416,7 @@ def test_bag_of_words_trials_sharing_their_rows_are_bit_identical_to_solo_runs()
 
 def test_the_sweep_points_to_the_stacked_step_where_it_would_apply(tmp_path, capsys):
     import sweep
-    from cli import run_main
+    from optstudy.core.cli import run_main
     argv = lambda name, *extra: ["--name", name, "--output-dir", str(tmp_path), "--lrs", "1e-3,3e-3", "--seeds", "0",
                                  "--epochs", "1", "--workload", "mnist-logreg", "--dataset", "synthetic",
                                  "--limit-train", "64", "--limit-val", "32", "--batch-size", "32", "--threads", "1",

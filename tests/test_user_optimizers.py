@@ -5,11 +5,11 @@ import shutil
 
 import pytest
 
-import optimizers
-import records
+from optstudy.training import optimizers
+from optstudy.records import store as records
 import sweep
 import train
-from cli import run_main
+from optstudy.core.cli import run_main
 from conftest import REPO, TINY, comparable
 
 LION = str(REPO / "examples" / "lion.py") + ":Lion"
@@ -80,6 +80,7 @@ def test_every_bad_optimizer_argument_is_one_line(tmp_path, capsys, argv, fragme
 
 def test_a_user_optimizer_runs_through_sweep_report_and_plot(tmp_path, capsys):
     import plot
+    from optstudy.analysis import plotting
     code = sweep.main(["--name", "s", "--output-dir", str(tmp_path), "--optimizers", "adam", LION,
                        "--lrs", "1e-3,1e-2", "--seeds", "0", "--epochs", "1", *TINY])
     assert code == 0
@@ -87,7 +88,7 @@ def test_a_user_optimizer_runs_through_sweep_report_and_plot(tmp_path, capsys):
     assert "/" not in folder and (tmp_path / "s" / folder / "lr_0.001" / "seed_0" / "config.json").exists()
     assert f"| {LION} |" in (tmp_path / "s" / "results.md").read_text()
     assert plot.main([str(tmp_path / "s"), "--out", str(tmp_path / "fig")]) == 0
-    labels = plot.group_runs(plot.load_runs([tmp_path / "s"]))
+    labels = plotting.group_runs(plotting.load_runs([tmp_path / "s"]))
     assert any(label.startswith(LION) for label in labels)
 
 

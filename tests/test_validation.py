@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-import data as datasets
-import records
+from optstudy.data import datasets
+from optstudy.records import store as records
 import sweep
-from cli import UserError
+from optstudy.experiments import sweep as sweeping
+from optstudy.core.cli import UserError
 
 
 def indexed(n_train=100, n_test=40):
@@ -77,7 +78,7 @@ def test_selection_never_reads_the_test_split(tmp_path):
     fake_record(records.sweep_run_dir(tmp_path, "adam", 1e-3, 0), [10.0, 60.0], [10.0, 20.0])
     fake_record(records.sweep_run_dir(tmp_path, "adam", 1e-2, 0), [10.0, 50.0], [10.0, 90.0])
     stage1 = [("adam", {"lr": 1e-3}, 0), ("adam", {"lr": 1e-2}, 0)]
-    assert sweep.pick_best(stage1, tmp_path, "val_acc") == {"adam": {"lr": 1e-3}}
+    assert sweeping.pick_best(stage1, tmp_path, "val_acc") == {"adam": {"lr": 1e-3}}
 
 
 def test_a_sweep_refuses_to_select_on_the_test_split(tmp_path):
@@ -90,9 +91,9 @@ def test_a_sweep_holds_out_validation_and_reports_test_beside_it(tmp_path):
     assert sweep.main(["--name", "s", "--output-dir", str(tmp_path), "--optimizers", "adam", "--lrs", "1e-3,1e-2",
                        "--seeds", "0", "--epochs", "1", "--select", "val_acc", *TINY]) == 0
     plan = json.loads((tmp_path / "s" / "sweep.json").read_text())
-    assert plan["val_split"] == sweep.VAL_SPLIT
+    assert plan["val_split"] == sweeping.VAL_SPLIT
     config = records.load_json(records.sweep_run_dir(tmp_path / "s", "adam", 1e-3, 0) / "config.json")
-    assert config["args"]["val_split"] == sweep.VAL_SPLIT and config["data"]["val_size"] > 0
+    assert config["args"]["val_split"] == sweeping.VAL_SPLIT and config["data"]["val_size"] > 0
     table = (tmp_path / "s" / "results.md").read_text()
     assert "held out (val); the test split is only reported" in table
     assert "final_val_acc" in table and "final_test_acc" in table

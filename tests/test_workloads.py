@@ -9,11 +9,11 @@ import joblib
 import pytest
 import torch
 
-import data
-import provenance
+from optstudy.data import datasets as data
+from optstudy.core import provenance
 import train
-import workloads
-from cli import UserError, run_main
+from optstudy.training import workloads
+from optstudy.core.cli import UserError, run_main
 from conftest import assert_one_line_error, comparable, run_in_process, run_script
 
 # Tiny runs without --batch-size, so that the workloads' default batch sizes show.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from cli import UserError
+from optstudy.core.cli import UserError
 
 
 class PaperAdam(torch.optim.Optimizer):

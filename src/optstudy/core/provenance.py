@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from cli import UserError
+from optstudy.core.cli import UserError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]      # src/optstudy/core/provenance.py -> the repository
 PRECISIONS = ("fp32", "bf16", "auto")
 CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")   # the flags that decide CPU speed here
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from cli import UserError
+from optstudy.core.cli import UserError
 
 SCALES = ("log", "linear", "log1m")
 BUILT_IN = ("lr", "momentum", "eps", "weight_decay")
@@ -175,7 +175,3 @@ def arguments(setting):
     """The constructor arguments a setting sets (beta1 -> betas), to refuse a pass-through flag that
     would set the same one."""
     return {"betas" if name in ("beta1", "beta2") else name for name in setting}
-
-
-def words(setting):
-    return ", ".join(f"{k}={v:.6g}" for k, v in setting.items())

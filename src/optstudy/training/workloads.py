@@ -13,7 +13,9 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-import data as datasets
+import model as models
+from optstudy.data import datasets
+from optstudy.training import stacking
 
 LR_SCHEDULES = ("constant", "inv-sqrt")
 PREPROCESS = ("standardize", "zca")
@@ -84,13 +86,11 @@ def names():
 
 def table():
     """The registry as aligned text, for --list-workloads."""
-    import model as models
-    import trials
     rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "trials", "paper")]
     for name, w in WORKLOADS.items():
         data = "/".join((w.dataset, *w.datasets)) + (", --data-dir" if w.image_folders else "")
         rows.append((name, data, w.model, str(w.batch_size), str(w.epochs), w.lr_schedule,
-                     f"{w.target[0]} {w.target[1]:g}", "stacked" if trials.stackable(w.model) else "one at a time",
+                     f"{w.target[0]} {w.target[1]:g}", "stacked" if stacking.stackable(w.model) else "one at a time",
                      w.paper))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]

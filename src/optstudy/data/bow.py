@@ -21,7 +21,8 @@ import zlib
 import numpy as np
 import torch
 
-from cli import UserError
+from optstudy.core.cli import UserError
+from optstudy.records import store
 
 VOCAB_SIZE = 10_000
 IMDB_ARCHIVE = "aclImdb_v1.tar.gz"
@@ -262,11 +263,10 @@ def _read_cache(path, vocab_size):
 
 
 def _write_cache(blob, path):
-    from records import atomic_write
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        store.atomic_write(path, lambda tmp: torch.save(blob, tmp))
     except OSError as err:  # a read-only data root should not stop training
         print(f"warning: could not write data cache {path} ({err}); the features will be built again next time")
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import data as datasets
 import model as models
+from optstudy.data import datasets
 
 
 class StackedLinear(torch.autograd.Function):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import joblib
 
-from cli import UserError
+from optstudy.core.cli import UserError
 
 CONFIG = "config.json"
 METRICS = "metrics.pkl"
@@ -313,3 +313,8 @@ def find_runs(paths):
         found = {p.parent for name in (METRICS_JSON, METRICS) for p in path.rglob(name)}
         runs.update(d for d in found if not any(part.startswith(".") for part in d.relative_to(path).parts))
     return sorted(runs)
+
+
+def load_all(paths, trust_pickles=False):
+    """[(run_dir, config, metrics)] of every run at or below the paths."""
+    return [(d, *load_run(d, trust_pickles)) for d in find_runs(paths)]

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cli import UserError
+from optstudy.core.cli import UserError
+from optstudy.data import bow
+from optstudy.records import store
 
 # The tutorial's CIFAR-10 normalisation (its std is the classic 0.2023 that many tutorials copy).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -175,14 +177,12 @@ def load_mnist_like(name, mean, std, root, cache_dir):
 
 
 def load_imdb(root, cache_dir):
-    import bow
 
     train_x, train_y, test_x, test_y, _, source = bow.load_imdb(root, cache_dir)
     return Data(train_x, train_y, test_x, test_y, ["neg", "pos"], source)
 
 
 def make_synthetic_bow(n_train=2000, n_test=500):
-    import bow
 
     train_x, train_y, test_x, test_y, _, source = bow.make_synthetic_bow(n_train, n_test)
     return Data(train_x, train_y, test_x, test_y, ["neg", "pos"], source)
@@ -283,12 +283,11 @@ def read_cache(path):
 
 
 def write_cache(data, path):
-    from records import atomic_write
 
     blob = dict(vars(data), format=CACHE_FORMAT)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: torch.save(blob, tmp))
+        store.atomic_write(path, lambda tmp: torch.save(blob, tmp))
     except OSError as err:  # a read-only data root should not stop training
         print(f"warning: could not write data cache {path} ({err}); images will be decoded again next time")
 

@@ -1,0 +1,1 @@
+"""Reading saved records into tables, statistics, figures, pages and exports; never training code."""

@@ -1,0 +1,1 @@
+"""Commands from end to end: a sweep, a paper figure, a benchmark, baselines regenerated."""

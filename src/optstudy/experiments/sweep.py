@@ -1,0 +1,410 @@
+"""A sweep: the plan (a grid or a quasi-random search per optimizer, then the picks re-run with
+more seeds), its runs trained (one at a time, in parallel, or stacked), the picks by the selection
+rule (records/meaning.py) and the report. sweep.py's docstring is the user's guide.
+"""
+import datetime
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import torch
+
+from optstudy.analysis import report
+from optstudy.core import provenance
+from optstudy.core.cli import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float, positive_int
+from optstudy.experiments import space
+from optstudy.records import meaning, store as records
+from optstudy.training import flags, optimizers, setup, stacking as trials, workloads
+
+# The train.py settings a sweep sets for every run: its axes, and where and how each record is kept.
+SWEEP_SETS = {"optimizer", "lr", "seed", "epochs", "weight_decay", "val_split", "output_dir", "run_name", "resume",
+              "overwrite"}
+VAL_SPLIT = 0.1                  # held out of the training set by default: picks never see the test split
+# Entries of sweep.json that are bookkeeping, not the plan: a re-run may change them.
+BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best"}
+
+
+def build_parser():
+    p = Parser(description="Learning-rate sweep and multi-seed re-runs (flags it does not know go to train.py).")
+    p.add_argument("--name", required=True, help="sweep folder name under --output-dir")
+    p.add_argument("--optimizers", nargs="+", default=["adam", "sgd"], help="optimizers to compare (default: adam sgd)")
+    p.add_argument("--lrs", default="1e-4:1e-1:7",
+                   help="LO:HI:N for N log-spaced rates, or a comma list; with --trials and a built-in "
+                        "space, its lowest and highest rate bound the search (default: 1e-4:1e-1:7)")
+    p.add_argument("--trials", type=positive_int,
+                   help="quasi-random search: N settings per optimizer drawn from --space instead of the --lrs grid")
+    p.add_argument("--space", default="auto",
+                   help="with --trials: a comma list of lr,momentum,eps,weight_decay, a .json or .toml file "
+                        "(src/space.py), or auto: lr under 10 trials, +momentum under 25, +eps under 50, "
+                        "then +weight_decay (default: auto)")
+    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the Sobol sampler of --trials (default: 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
+    p.add_argument("--epochs", type=positive_int, help="epochs of every run (default: the workload's, 45 for cifar10-cnn)")
+    p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
+                   help="final train loss (the paper's choice) or best validation accuracy (default: train_loss)")
+    p.add_argument("--val-split", type=non_negative_float, default=VAL_SPLIT,
+                   help="validation split every run holds out of its training set: a fraction or N samples; "
+                        f"0 = none (the paper's full training set; then --select val_acc is refused) (default: {VAL_SPLIT})")
+    p.add_argument("--weight-decay", type=non_negative_float,
+                   help="one weight decay for every optimizer, named in the results; adamw decouples it "
+                        "(default: the workload's L2 if it has one, else 0)")
+    p.add_argument("--target", type=float,
+                   help="value of the workload's target metric for epochs-to-target (default: the workload's)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="runs (or batches of runs) in parallel (default: 1)")
+    p.add_argument("--batch-trials", default="auto",
+                   help="train up to K runs of one optimizer together as one stacked model (src/trials.py), each "
+                        "as it would run alone; 1 = one at a time; auto = what pays for the workload on the device, "
+                        "printed (default: auto)")
+    p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
+    p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
+    p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help=records.TRUST_PICKLES_HELP)
+    p.add_argument("--no-report", action="store_true", help="train and pick only; no tables or figures (report.py makes them later)")
+    return p
+
+
+def sweep(argv):
+    """Run the sweep these sweep.py flags describe -> exit status (a stopped sweep's: 130 or 143)."""
+    try:
+        return run_sweep(list(argv))
+    except Stopped as stop:
+        return stop.args[0]
+
+
+def run_sweep(argv):
+    args, train_args = build_parser().parse_known_args(argv)
+    check_args(args, train_args)                      # and fills the workload's defaults into args
+    sweep_dir = Path(args.output_dir) / args.name
+    plan = make_plan(args, train_args, argv)          # validated before anything is written
+    check_planned_runs(plan, args, train_args)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    plan = merge_with_saved(plan, sweep_dir)
+    stage1 = [(opt, setting, args.seeds[0]) for opt, settings in meaning.planned_settings(plan).items() for setting in settings]
+    run_stage(stage1, args, train_args, sweep_dir, plan)
+    plan["best"] = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
+    plan["best_lr"] = {opt: setting and setting["lr"] for opt, setting in plan["best"].items()}
+    records.save_json(plan, sweep_dir / "sweep.json")
+    stage2 = [(opt, setting, seed) for opt, setting in plan["best"].items() if setting for seed in args.seeds[1:]]
+    run_stage(stage2, args, train_args, sweep_dir, plan)
+    if args.no_report:
+        return 0
+    return report.report([sweep_dir], target=args.target, trust_pickles=args.trust_pickles)
+
+
+class Stopped(Exception):
+    """The sweep stops here (args[0] = exit status); what is saved stays, the same command continues."""
+
+
+def run_stage(jobs, args, train_args, sweep_dir, plan):
+    """Train what is not finished, then insist that every planned run is: no pick or report is ever
+    made from a run that failed, was interrupted or has another length than planned."""
+    run_all(jobs, args, train_args, sweep_dir, plan["command"])
+    problems = [f"{records.sweep_run_dir(sweep_dir, *job).relative_to(sweep_dir)} {state}"
+                for job in jobs for state in [meaning.run_state(records.sweep_run_dir(sweep_dir, *job), args.epochs,
+                                                        args.trust_pickles)] if state != "finished"]
+    if problems:
+        raise UserError(f"{len(problems)} planned run(s) are not finished ({'; '.join(problems[:4])}"
+                        f"{'; ...' if len(problems) > 4 else ''}); no picks or report were written. "
+                        f"Continue with: {plan['command']}")
+
+
+def check_args(args, train_args):
+    """Refuse what cannot work before anything runs; fill the workload's defaults; return the workload."""
+    if args.name in ("", ".", "..") or Path(args.name).name != args.name:
+        raise UserError(f"--name {args.name!r}: give a plain folder name (no '/', not empty, not '.' or '..')")
+    if args.target is not None and not math.isfinite(args.target):
+        raise UserError(f"--target {args.target}: give a finite number")
+    owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEEP_SETS)
+    if owned:
+        raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
+    if args.space != "auto" and not args.trials:
+        raise UserError("--space needs --trials N (without it the sweep is the --lrs grid)")
+    if args.backend == "dask" and not args.scheduler:
+        raise UserError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UserError("--seeds must not repeat")
+    for opt in args.optimizers:
+        optimizers.lookup(opt)          # an unknown name, a missing file or a bad class: one line, now
+    if len({records.optimizer_folder(o) for o in args.optimizers}) != len(args.optimizers):
+        raise UserError("--optimizers: two of them would share a folder; name each once")
+    run_args = parse_train_args(train_args)
+    workload = workloads.WORKLOADS[run_args.workload]
+    args.batch_trials = batch_trials(args.batch_trials, workload, run_args.device)
+    args.epochs = args.epochs or workload.epochs
+    if args.weight_decay is None:
+        args.weight_decay = workload.weight_decay or 0.0
+    if args.select == "val_acc" and not args.val_split:
+        raise UserError("--select val_acc with --val-split 0 would select on the test split; hold out a "
+                        f"validation split (--val-split {VAL_SPLIT}) or select on train_loss")
+    if args.select == "val_acc" and not workload.has_accuracy:
+        raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
+    return workload
+
+
+# --batch-trials auto, per device type: how many trials of a stackable model train together. On a
+# 2-core CPU only the logistic regressions gain (their steps are fixed cost; the MLP and the VAE
+# are compute-bound: src/benchmark.py --trials measures it); on a GPU every small model does.
+AUTO_BATCH = {"cpu": {"logreg": 64, "bow-logreg": 64}, "cuda": {"logreg": 64, "bow-logreg": 64, "mlp": 16, "vae": 16}}
+
+
+def batch_trials(value, workload, device):
+    """--batch-trials as a number: given, or auto for the workload's model on the device."""
+    if value != "auto":
+        try:
+            k = int(value)
+        except ValueError:
+            k = 0
+        if k < 1:
+            raise UserError(f"--batch-trials {value!r}: give a positive whole number or auto")
+        if k > 1 and not trials.stackable(workload.model):
+            print(f"--batch-trials {k}: model {workload.model} does not stack; its runs train one at a time")
+            return 1
+        return k
+    kind = provenance.pick_device(device).type
+    k = AUTO_BATCH.get(kind, {}).get(workload.model, 1)
+    if k > 1:
+        print(f"trials batched {k} at a time (--batch-trials auto: model {workload.model} on {kind})")
+    return k
+
+
+def batch_sizes(args, train_args):
+    """{optimizer: trials per batch}: an optimizer that cannot take one parameter group per trial
+    trains its runs one at a time, said in one line; one whose batched update --stacked-step could
+    run, where it was not asked for, is said in one line too."""
+    sizes = {}
+    for opt in args.optimizers:
+        sizes[opt] = args.batch_trials
+        if args.batch_trials > 1:
+            params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
+            try:
+                built = optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, train_args))
+            except UserError:
+                print(f"{opt} takes no parameter group per trial; its runs train one at a time")
+                sizes[opt] = 1
+                continue
+            if "--stacked-step" not in train_args and trials.stacked_step_refusal(built) is None:
+                print(f"{opt}: --stacked-step would update its batched runs by torch's fused kernel, once per "
+                      "setting, faster (their numbers then are those of --opt fused=True)")
+    return sizes
+
+
+def check_planned_runs(plan, args, train_args):
+    """Every optimizer of the plan accepts the flags it will be given, before the first run trains
+    (not: adam trains for an hour, then sgd refuses --eps)."""
+    for opt, settings in meaning.planned_settings(plan).items():
+        setup.hyperparameters(run_argv(opt, settings[0], args.seeds[0], args, train_args))
+
+
+def run_argv(opt, setting, seed, args, train_args, execution=()):
+    """The train.py flags of one run of the sweep: the optimizer, its setting, the seed, the plan's
+    fixed settings, how it executes, then the flags passed through."""
+    base = base_hyperparameters(opt, args, train_args) if {"beta1", "beta2"} & set(setting) else None
+    weight_decay = [] if "weight_decay" in setting else weight_decay_flag(opt, args.weight_decay)
+    val_split = ["--val-split", repr(args.val_split)] if args.val_split else []
+    return ["--optimizer", opt, *space.train_flags(setting, base), "--seed", str(seed), "--epochs", str(args.epochs),
+            *weight_decay, *val_split, *execution, *train_args]
+
+
+def base_hyperparameters(opt, args, train_args):
+    """The optimizer's settings in this sweep before any searched value (its momentum, its betas)."""
+    return setup.hyperparameters(run_argv(opt, {}, args.seeds[0], args, train_args))
+
+
+def weight_decay_flag(optimizer, weight_decay):
+    """['--weight-decay', value] for every optimizer that has one; a user optimizer without a
+    weight_decay argument gets none when the sweep's is 0 (a non-zero one is refused for it)."""
+    spec = optimizers.lookup(optimizer)
+    takes = "weight_decay" in spec.defaults or "weight_decay" in (optimizers.accepts(spec.build) or {"weight_decay"})
+    return ["--weight-decay", repr(weight_decay)] if takes or weight_decay else []
+
+
+def flag_key(flag):
+    return flag.split("=")[0].lstrip("-").replace("-", "_")
+
+
+def parse_train_args(train_args):
+    return flags.build_parser().parse_args(train_args)    # bad pass-through flags are refused here
+
+
+def parse_lrs(text, search=False):
+    """The grid's rates; a search reads only the lowest and highest, and also takes LO:HI."""
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":") if not (search and text.count(":") == 1) else [*text.split(":"), 2]
+            with np.errstate(all="ignore"):     # log10(0) is -inf: refused below with the reason
+                values = np.logspace(np.log10(float(lo)), np.log10(float(hi)), int(n))
+        else:
+            values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserError(f"--lrs {text!r}: use LO:HI:N (e.g. 1e-4:1e-1:7) or a comma list (e.g. 1e-3,1e-2)") from None
+    if len(values) == 0 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise UserError(f"--lrs {text!r}: learning rates must be positive and finite")
+    return sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
+
+
+def make_plan(args, train_args, argv):
+    plan = {"name": args.name, "optimizers": args.optimizers, "seeds": args.seeds,
+            "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
+            "val_split": args.val_split or None,
+            "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
+    if not args.trials:
+        return {**plan, "lrs": parse_lrs(args.lrs)}
+    return {**plan, **search_plan(args, train_args)}
+
+
+def search_plan(args, train_args):
+    """--trials: per optimizer its space ({name: [low, high, scale]}) and the settings drawn from it."""
+    kind, spec = space.parse(args.space, args.trials)
+    lrs = parse_lrs(args.lrs, search=True)
+    if kind == "builtin" and len(lrs) < 2:
+        raise UserError(f"--lrs {args.lrs!r}: a search needs a range of rates (LO:HI, e.g. 1e-4:1)")
+    passed = passed_arguments(train_args)
+    spaces, settings = {}, {}
+    for opt in args.optimizers:
+        dims = space.space_for(opt, kind, spec, base_hyperparameters(opt, args, train_args), (lrs[0], lrs[-1]))
+        clash = sorted(space.arguments(dims) & passed)
+        if clash:
+            raise UserError(f"{', '.join(clash)} of {opt} is searched (--space) and also set by a flag passed "
+                            "to every run; drop one of them")
+        spaces[opt] = {name: dim.as_list() for name, dim in dims.items()}
+        settings[opt] = space.sample(dims, args.trials, args.sampler_seed)
+        print(f"{opt}: {args.trials} trials over " + "; ".join(f"{n} {d.low:g}..{d.high:g} {d.scale}"
+                                                                for n, d in dims.items()))
+    return {"trials": args.trials, "sampler_seed": args.sampler_seed, "space": spaces, "settings": settings}
+
+
+def passed_arguments(train_args):
+    """The optimizer arguments the pass-through flags set (--betas, --eps, --opt KEY=...)."""
+    run_args = parse_train_args(train_args)
+    return {name for name in ("betas", "eps") if getattr(run_args, name) is not None} | set(
+        optimizers.parse_opts(run_args.opt))
+
+
+
+
+
+
+def merge_with_saved(plan, sweep_dir):
+    """The same sweep may be re-run (to finish it); a different plan in the same folder may not."""
+    path = sweep_dir / "sweep.json"
+    if path.exists():
+        saved = records.load_json(path)
+        differing = sorted(k for k in set(saved) | set(plan) if k not in BOOKKEEPING
+                           and plan_value(saved, k) != plan_value(plan, k))
+        if differing:
+            raise UserError(f"{sweep_dir} holds a sweep with other settings ({', '.join(differing)}); "
+                            "use another --name")
+        plan["created"] = saved["created"]
+    else:
+        plan["created"] = now()
+    plan["updated"] = now()
+    records.save_json(plan, path)
+    return plan
+
+
+def plan_value(plan, key):
+    """A plan entry as it bears on results: train_args by what they set, not how they were typed,
+    and without the settings that only say how runs execute (--threads, --device)."""
+    if key != "train_args":
+        return plan.get(key)
+    return records.identity(vars(parse_train_args(plan.get(key, []))))
+
+
+def now():
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def run_all(jobs, args, train_args, sweep_dir, command):
+    """Run what is not finished: one after another (stopping at the first interrupted or failed run),
+    or spread over processes or a Dask cluster by joblib; K trials at a time where they batch."""
+    threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
+    todo = [(opt, run_argv(opt, setting, seed, args, train_args, ["--quiet", *threads]),
+             str(records.sweep_run_dir(sweep_dir, opt, setting, seed))) for opt, setting, seed in jobs]
+    todo = [(opt, argv, d) for opt, argv, d in todo if meaning.run_state(Path(d), args.epochs, args.trust_pickles) != "finished"]
+    tasks = batches(todo, batch_sizes(args, train_args))
+    try:
+        if args.backend == "local" and args.jobs == 1:
+            outcomes = []
+            for task in tasks:
+                outcomes.append(run_task(task))
+                stop_on(outcomes[-1], task[0][0], sweep_dir, command)
+        else:
+            outcomes = parallel(tasks, args)
+    except KeyboardInterrupt:
+        outcomes = [(EXIT_SIGINT, None)]
+    for outcome, task in zip(outcomes, tasks):
+        stop_on(outcome, task[0][0], sweep_dir, command)
+    print(f"{len(jobs)} run(s): {len(jobs) - len(todo)} already finished, {len(todo)} trained"
+          + (f" in {len(tasks)} batch(es)" if len(tasks) < len(todo) else ""))
+
+
+def batches(todo, sizes):
+    """[(dir, argv)] groups of at most sizes[optimizer] runs of one optimizer that continue from one epoch."""
+    groups = {}
+    for opt, argv, directory in todo:
+        groups.setdefault((opt, progress(Path(directory))), []).append((directory, argv))
+    return [members[i:i + sizes[opt]] for (opt, _), members in groups.items()
+            for i in range(0, len(members), sizes[opt])]
+
+
+def progress(directory):
+    """The epoch a run continues from: its checkpoint's, or -1 for a run to start."""
+    if not (directory / records.CHECKPOINT).exists():
+        return -1
+    try:
+        return records.load_metrics(directory)["epoch"][-1]
+    except (UserError, IndexError):
+        return -1
+
+
+def parallel(tasks, args):
+    if args.backend == "dask":
+        from dask.distributed import Client      # optional: only this backend needs Dask
+        with Client(args.scheduler), joblib.parallel_backend("dask"):
+            return joblib.Parallel(n_jobs=-1)(joblib.delayed(run_task)(task) for task in tasks)
+    return joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_task)(task) for task in tasks)
+
+
+def stop_on(outcome, directory, sweep_dir, command):
+    """Interrupted: stop the whole sweep, saying how to continue it. Failed: one line naming the run."""
+    code, message = outcome
+    if code in (EXIT_SIGINT, EXIT_SIGTERM):
+        print(f"\nsweep interrupted; every finished epoch is saved. Continue with:\n  {command}", file=sys.stderr)
+        raise Stopped(code)
+    if message is not None:
+        raise UserError(f"{Path(directory).relative_to(sweep_dir)}: {message}")
+
+
+def run_task(task):
+    """Train one run, or a batch of runs together, each resumed if it was interrupted
+    -> (exit code, error or None). A worker process imports this module, and with it src/'s
+    packages, from the path the sweep was started with (joblib and Dask pass it on)."""
+    argvs = []
+    for directory, argv in task:
+        directory = Path(directory)
+        extra = ["--resume"] if (directory / records.CHECKPOINT).exists() else ["--overwrite"] if directory.exists() else []
+        argvs.append([*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra])
+    try:
+        return setup.train_runs(argvs, resume_hint=False), None
+    except UserError as err:
+        return EXIT_USAGE, str(err)
+
+
+def pick_best(stage1, sweep_dir, select, trust_pickles=False):
+    """{optimizer: the setting with the best final metric on the first seed, None if all diverged}."""
+    best = {}
+    for opt, setting, seed in stage1:
+        metrics = records.load_metrics(records.sweep_run_dir(sweep_dir, opt, setting, seed), trust_pickles)
+        score = meaning.final_metric(metrics, select)
+        if score < best.get(opt, (float("inf"), None))[0]:
+            best[opt] = (score, setting)
+    picks = {opt: best.get(opt, (None, None))[1] for opt, _, _ in stage1}
+    for opt, setting in picks.items():
+        print(f"best for {opt}: {meaning.setting_words(setting) if setting else 'none (every setting diverged)'}")
+    return picks

@@ -1,0 +1,1 @@
+"""Run records: on disk (store.py: files, locks, atomic writes) and what they mean (meaning.py)."""

@@ -1,0 +1,151 @@
+"""What the records mean: one definition, read by the sweep, the report, the plot, the export and
+the baselines alike.
+
+- a sweep's plan (sweep.json): its settings per optimizer, its picks, the rule that picks;
+- whether a run of a plan is finished;
+- a run's identity for drawing (its facets: what it computes, less its seed and length) and label;
+- whether a baseline run is comparable with a run of the user's.
+
+Pure reading: no torch, no training code (store.py is the only module it reads files through).
+"""
+from collections import namedtuple
+from pathlib import Path
+
+from optstudy.core.cli import UserError
+from optstudy.records import store
+
+# One record of a sweep: which optimizer, at which setting, with which seed, and its metrics.
+Record = namedtuple("Record", "optimizer setting seed metrics")
+PLAN = "sweep.json"
+
+
+# ---------------------------------------------------------------- a sweep's plan and its picks
+
+def load_plan(sweep_dir):
+    if not (Path(sweep_dir) / PLAN).is_file():
+        raise UserError(f"{sweep_dir}: no {PLAN} here (not a sweep folder made by src/sweep.py)")
+    return store.load_json(Path(sweep_dir) / PLAN)
+
+
+def planned_settings(plan):
+    """{optimizer: [setting]}: the searched settings, or the grid's rates as {'lr': rate}."""
+    return plan.get("settings") or {opt: [{"lr": lr} for lr in plan["lrs"]] for opt in plan["optimizers"]}
+
+
+def best_settings(plan):
+    """{optimizer: its picked setting, or None}, also from sweeps older than --trials (best_lr only)."""
+    if "best" in plan:
+        return plan["best"]
+    return {opt: None if lr is None else {"lr": lr} for opt, lr in plan.get("best_lr", {}).items()}
+
+
+def final_metric(metrics, select):
+    """The selection rule, lower is better: the final train loss, or minus the best validation
+    accuracy. Diverged runs never win."""
+    if metrics["status"] == "diverged":
+        return float("inf")
+    return metrics["train_loss"][-1] if select == "train_loss" else -max(metrics["val_acc"])
+
+
+def final_value(metrics, select):
+    """The selection metric at the last epoch, lower is better (-val_acc, or train_loss): what a
+    win rate compares. Diverged runs lose (inf)."""
+    if metrics["status"] == "diverged":
+        return float("inf")
+    return metrics["train_loss"][-1] if select == "train_loss" else -metrics["val_acc"][-1]
+
+
+def run_state(directory, epochs, trust_pickles=False):
+    """'finished' (complete at the planned length, or diverged), else what is wrong with the run."""
+    try:
+        metrics = store.load_metrics(directory, trust_pickles)
+    except UserError:
+        return "has no readable record"
+    if metrics["status"] == "diverged":
+        return "finished"
+    if metrics["status"] != "complete":
+        return f"is {metrics['status']} at epoch {metrics['epoch'][-1] if metrics['epoch'] else 0}"
+    if metrics["epoch"][-1] != epochs:
+        return f"has {metrics['epoch'][-1]} epochs, the plan {epochs}"
+    return "finished"
+
+
+def collect(sweep_dir, plan, trust_pickles=False):
+    """[Record] for every run of the plan that has a record."""
+    runs = []
+    for opt, settings in planned_settings(plan).items():
+        for setting in settings:
+            for seed in plan["seeds"]:
+                directory = store.sweep_run_dir(sweep_dir, opt, setting, seed)
+                if store.has_metrics(directory):
+                    runs.append(Record(opt, setting, seed, store.load_run(directory, trust_pickles)[1]))
+    return runs
+
+
+def at_picks(runs, plan):
+    picks = best_settings(plan)
+    return [r for r in runs if r.setting == picks.get(r.optimizer)]
+
+
+def first_seed(runs, plan, opt):
+    """The optimizer's stage-1 runs: every setting, the first seed."""
+    return [r for r in runs if r.optimizer == opt and r.seed == plan["seeds"][0]]
+
+
+def setting_words(setting):
+    """{'lr': 0.001, 'momentum': 0.9} -> 'lr=0.001, momentum=0.9'."""
+    return ", ".join(f"{k}={v:.6g}" for k, v in setting.items())
+
+
+# ---------------------------------------------------------------- a run's identity and label
+
+# Flags whose resolved values the optimizer record holds (the record's args keep what was typed).
+HYPER_FLAGS = {"lr", "weight_decay", "betas", "eps", "no_bias_correction"}
+
+
+def facets(config):
+    """What a run computes, less its seed and length: the optimizer's resolved hyperparameters and
+    every identifying setting (store.SEED_GROUPED is the one list of what does not count)."""
+    args = store.identity(config["args"], store.SEED_GROUPED | HYPER_FLAGS)
+    args.setdefault("workload", "cifar10-cnn")          # records made before workloads existed
+    return {**args, **config["optimizer"]["hyperparameters"], "optimizer": config["optimizer"]["name"]}
+
+
+def short(value):
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(short, value))
+    return str(value)
+
+
+# ---------------------------------------------------------------- comparability with a baseline
+
+# Settings that change what a run computes: a baseline differing in any is not comparable.
+MUST_MATCH = ("workload", "dataset", "data_dir", "epochs", "batch_size", "val_split", "limit_train", "limit_val",
+              "lr_schedule", "dropout", "dropout_rate", "preprocess")
+# Where results may differ by a little for reasons outside the study: said, not refused.
+WARN_IF = {"torch version": lambda c: (c.get("versions") or {}).get("torch"),
+           "precision": lambda c: (c.get("precision") or {}).get("used"),
+           "device type": lambda c: (c.get("device") or {}).get("type")}
+
+
+def comparable(baseline_runs, reference):
+    """(the baseline runs comparable with the reference run's config, one line per kind of
+    difference: baselines left out, or drawn with a warning)."""
+    kept, left_out, flagged = [], {}, {}
+    for run in baseline_runs:
+        config = run[1]
+        wrong = tuple(f"{k} {config['args'].get(k)} (runs: {reference['args'].get(k)})"
+                      for k in MUST_MATCH if config["args"].get(k) != reference["args"].get(k))
+        if wrong:
+            left_out[wrong] = left_out.get(wrong, 0) + 1
+            continue
+        kept.append(run)
+        warn = tuple(f"{what} {get(config)} (runs: {get(reference)})" for what, get in WARN_IF.items()
+                     if get(config) != get(reference))
+        if warn:
+            flagged[warn] = flagged.get(warn, 0) + 1
+    notes = [f"{n} baseline run(s) left out, not comparable: {'; '.join(w)}" for w, n in left_out.items()]
+    notes += [f"warning: {n} baseline run(s) drawn though made with another {'; '.join(w)}" for w, n in flagged.items()]
+    return kept, notes
