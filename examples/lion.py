@@ -1,6 +1,6 @@
 """An optimizer of your own, used without editing the repository:
 
-    python src/train.py --workload mnist-logreg --optimizer examples/lion.py:Lion --lr 1e-4 --opt betas=(0.9,0.99)
+    python src/train.py --workload mnist-logreg --optimizer examples/lion.py:Lion --lr 1e-4 --opt "betas=(0.9,0.99)"
 
 Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms", Algorithm 2): the sign
 of an interpolation of momentum and gradient, with decoupled weight decay.

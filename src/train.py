@@ -17,7 +17,7 @@ import sys
 
 from optstudy.core.cli import EXIT_OK, run_main
 from optstudy.training import optimizers, workloads
-from optstudy.training.flags import build_parser
+from optstudy.training.flags import build_parser, parse
 from optstudy.training.setup import train_runs
 
 
@@ -29,7 +29,7 @@ def main(argv=None, resume_hint=True):
         extra = [args.optimizer] if optimizers.is_external(args.optimizer) else []
         print(optimizers.table(extra) if args.list_optimizers else workloads.table())
         return EXIT_OK
-    return train_runs([argv], resume_hint)
+    return train_runs([parse(argv)], resume_hint)
 
 
 if __name__ == "__main__":

@@ -57,9 +57,9 @@ def test_built_in_dimensions_follow_each_optimizer():
         ("lr",), ("lr", "momentum"), ("lr", "momentum", "eps"), dims]
 
 
-def test_flags_keep_the_other_half_of_betas_and_pass_the_rest_as_opt():
-    flags = space.train_flags({"lr": 0.01, "beta1": 0.95, "momentum": 0.8}, {"betas": (0.9, 0.99)})
-    assert flags == ["--betas", "0.95", "0.99", "--lr", "0.01", "--opt", "momentum=0.8"]
+def test_a_setting_keeps_the_other_half_of_betas_and_passes_the_rest_as_opt():
+    fields = space.config_fields({"lr": 0.01, "beta1": 0.95, "momentum": 0.8}, {"betas": (0.9, 0.99)})
+    assert fields == {"betas": [0.95, 0.99], "lr": 0.01, "opt": ["momentum=0.8"]}
 
 
 def test_space_files_json_and_toml(tmp_path):

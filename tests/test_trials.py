@@ -9,7 +9,12 @@ from optstudy.data import datasets
 import model as models
 from optstudy.training import optimizers
 from optstudy.training import stacking as trials
-from optstudy.training import workloads
+from optstudy.training import flags, setup, workloads
+
+def train_together(argvs):
+    """Runs given by their train.py flags, trained together as train.py's library does it."""
+    return setup.train_runs([flags.parse(argv) for argv in argvs])
+
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -187,8 +192,7 @@ def close_records(a, b):
 def test_trials_trained_together_record_what_their_solo_runs_record(tmp_path):
     from optstudy.records import store as records
     import train
-    from optstudy.training import setup
-    assert setup.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t) for k, t in enumerate(TRIALS)]) == 0
+    assert train_together([run_argv(tmp_path / "batch", f"t{k}", *t) for k, t in enumerate(TRIALS)]) == 0
     for k, t in enumerate(TRIALS):
         assert train.main(run_argv(tmp_path / "solo", f"t{k}", *t)) == 0
         batch_config, batch = records.load_run(tmp_path / "batch" / f"t{k}")
@@ -206,10 +210,9 @@ def test_trials_trained_together_record_what_their_solo_runs_record(tmp_path):
 def test_a_diverging_trial_leaves_the_batch_and_the_others_are_unchanged(tmp_path):
     from optstudy.records import store as records
     import train
-    from optstudy.training import setup
     diverging = ("--optimizer", "sgd", "--lr", "1e6", "--seed", "3")
     runs = [("--optimizer", "sgd", "--lr", "1e-2", "--seed", "0"), diverging, ("--optimizer", "sgd", "--lr", "0.1", "--seed", "1")]
-    assert setup.train_runs([run_argv(tmp_path / "batch", f"t{k}", *t, epochs=3) for k, t in enumerate(runs)]) == 0
+    assert train_together([run_argv(tmp_path / "batch", f"t{k}", *t, epochs=3) for k, t in enumerate(runs)]) == 0
     assert records.load_metrics(tmp_path / "batch" / "t1")["status"] == "diverged"
     for k in (0, 2):
         assert train.main(run_argv(tmp_path / "solo", f"t{k}", *runs[k], epochs=3)) == 0
@@ -221,11 +224,10 @@ def test_a_diverging_trial_leaves_the_batch_and_the_others_are_unchanged(tmp_pat
 def test_a_batch_resumes_where_it_stopped_and_each_trial_resumes_alone(tmp_path):
     from optstudy.records import store as records
     import train
-    from optstudy.training import setup
     argvs = lambda out, epochs, *extra: [run_argv(out, f"t{k}", *t, *extra, epochs=epochs) for k, t in enumerate(TRIALS)]
-    assert setup.train_runs(argvs(tmp_path / "batch", 1)) == 0
-    assert setup.train_runs(argvs(tmp_path / "batch", 3, "--resume")) == 0          # on, batched
-    assert setup.train_runs(argvs(tmp_path / "mixed", 2)) == 0
+    assert train_together(argvs(tmp_path / "batch", 1)) == 0
+    assert train_together(argvs(tmp_path / "batch", 3, "--resume")) == 0          # on, batched
+    assert train_together(argvs(tmp_path / "mixed", 2)) == 0
     assert train.main(run_argv(tmp_path / "mixed", "t1", *TRIALS[1], "--resume", epochs=3)) == 0   # on, alone
     for k, t in enumerate(TRIALS):
         assert train.main(run_argv(tmp_path / "solo", f"t{k}", *t, epochs=3)) == 0
@@ -235,12 +237,11 @@ def test_a_batch_resumes_where_it_stopped_and_each_trial_resumes_alone(tmp_path)
 
 
 def test_runs_that_differ_in_more_than_their_own_settings_are_refused(tmp_path):
-    from optstudy.training import setup
     from optstudy.core.cli import UserError
     with pytest.raises(UserError, match="must share batch_size"):
-        setup.train_runs([run_argv(tmp_path, "a"), run_argv(tmp_path, "b", "--batch-size", "64")])
+        train_together([run_argv(tmp_path, "a"), run_argv(tmp_path, "b", "--batch-size", "64")])
     with pytest.raises(UserError, match="no stacked model"):
-        setup.train_runs([[*run_argv(tmp_path, "a"), "--workload", "cifar10-cnn"],
+        train_together([[*run_argv(tmp_path, "a"), "--workload", "cifar10-cnn"],
                           [*run_argv(tmp_path, "b"), "--workload", "cifar10-cnn"]])
 
 
@@ -374,13 +375,12 @@ def test_the_stacked_step_leaves_a_frozen_trial_untouched(optimizer):
 def test_the_stacked_step_through_the_loop_resumes_exactly_and_stays_close_to_solo_runs(tmp_path, optimizer):
     from optstudy.records import store as records
     import train
-    from optstudy.training import setup
     runs = [("--optimizer", optimizer, "--lr", lr, "--seed", seed) for lr, seed in (("1e-3", 0), ("1e-2", 1), ("3e-3", 2))]
     argvs = lambda out, epochs, *extra: [run_argv(out, f"t{k}", *t, "--stacked-step", *extra, epochs=epochs)
                                          for k, t in enumerate(runs)]
-    assert setup.train_runs(argvs(tmp_path / "whole", 3)) == 0
-    assert setup.train_runs(argvs(tmp_path / "parts", 1)) == 0
-    assert setup.train_runs(argvs(tmp_path / "parts", 3, "--resume")) == 0
+    assert train_together(argvs(tmp_path / "whole", 3)) == 0
+    assert train_together(argvs(tmp_path / "parts", 1)) == 0
+    assert train_together(argvs(tmp_path / "parts", 3, "--resume")) == 0
     for k, t in enumerate(runs):
         state = torch.load(tmp_path / "whole" / f"t{k}" / records.CHECKPOINT, weights_only=False)
         for tensor in [*state["model"].values(), *(v for s in state["optimizer"]["state"].values() for v in s.values())]:
@@ -394,11 +394,10 @@ def test_the_stacked_step_through_the_loop_resumes_exactly_and_stays_close_to_so
 
 
 def test_the_stacked_step_refuses_an_optimizer_it_cannot_compute_before_training(tmp_path):
-    from optstudy.training import setup
     from optstudy.core.cli import UserError
     argvs = [run_argv(tmp_path, f"t{k}", "--optimizer", "adamw", "--seed", k, "--stacked-step") for k in range(2)]
     with pytest.raises(UserError, match="AdamW has no stacked form"):
-        setup.train_runs(argvs)
+        train_together(argvs)
     assert not (tmp_path / "t0" / "metrics.json").exists()
 
 

@@ -5,22 +5,6 @@ from pathlib import Path
 
 from optstudy.records import store as records
 
-# Settings that change what a run computes: a baseline differing in any is not comparable.
-MUST_MATCH = ("workload", "dataset", "data_dir", "epochs", "batch_size", "val_split", "limit_train", "limit_val",
-              "lr_schedule", "dropout", "dropout_rate", "preprocess")
-# Where results may differ by a little for reasons outside the study: said, not refused.
-WARN_IF = {"torch version": lambda c: (c.get("versions") or {}).get("torch"),
-           "precision": lambda c: (c.get("precision") or {}).get("used"),
-           "device type": lambda c: (c.get("device") or {}).get("type")}
-
-
-
-
-
-
-
-
-
 
 def collect(paths, into):
     """Copy every finished run's config and per-epoch metrics (no minibatch losses, no checkpoint)."""

@@ -1,6 +1,5 @@
 """The measurements of benchmark.py (its docstring says what each mode times): the same public
 functions of the training loop as train.py runs, timed."""
-import argparse
 import itertools
 import json
 import resource
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 import model as models
 from optstudy.core import provenance
 from optstudy.core.cli import UserError
+from optstudy.core.settings import RunConfig
 from optstudy.data import datasets
 from optstudy.records import store as records
 from optstudy.training import loop, optimizers, setup, stacking as batched, workloads
@@ -119,7 +119,7 @@ def pool_size(data, inputs, batch_size, steps):
 
 def as_run(model, workload, data, inputs, settings, steps=1):
     """A loop.Run of one trial around this model, for the loop's own functions; no record is written."""
-    trial = loop.Trial([], None, {}, Path("benchmark"), metrics=records.new_metrics(steps),
+    trial = loop.Trial(RunConfig(), {}, Path("benchmark"), metrics=records.new_metrics(steps),
                         generator=torch.Generator().manual_seed(0))
     return loop.Run(model, workload, data, inputs, settings, [trial], [model], resume_hint=False)
 
@@ -376,7 +376,7 @@ def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hy
     for i in range(k):
         seed = 0 if shared else i
         own = dict(hyper, lr=hyper["lr"] * (1 + i / k)) if "lr" in hyper else hyper
-        trial = loop.Trial([], argparse.Namespace(optimizer=optimizer, seed=seed), own, Path(f"trial{i}"),
+        trial = loop.Trial(RunConfig(optimizer=optimizer, seed=seed), own, Path(f"trial{i}"),
                             metrics=records.new_metrics(1), generator=torch.Generator().manual_seed(seed))
         torch.manual_seed(seed)
         models_.append(setup.build_model(workload, data, device, dropout, channels_last=False))

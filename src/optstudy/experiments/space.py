@@ -157,18 +157,19 @@ def sample(space, n, seed):
     return settings
 
 
-def train_flags(setting, base):
-    """train.py flags that give a run this setting; beta1 and beta2 keep the other half of betas."""
-    flags, rest = [], dict(setting)
+def config_fields(setting, base):
+    """The RunConfig fields that give a run this setting: lr, weight_decay, eps as they are, betas
+    (beta1 and beta2 keep the other half of the optimizer's), and every other name as an --opt entry."""
+    fields, rest = {}, dict(setting)
     if "beta1" in rest or "beta2" in rest:
         b1, b2 = base["betas"]
-        flags += ["--betas", repr(rest.pop("beta1", b1)), repr(rest.pop("beta2", b2))]
+        fields["betas"] = [float(rest.pop("beta1", b1)), float(rest.pop("beta2", b2))]
     for name in ("lr", "weight_decay", "eps"):
         if name in rest:
-            flags += [f"--{name.replace('_', '-')}", repr(rest.pop(name))]
-    for name, value in rest.items():
-        flags += ["--opt", f"{name}={value!r}"]
-    return flags
+            fields[name] = float(rest.pop(name))
+    if rest:
+        fields["opt"] = [f"{name}={value!r}" for name, value in rest.items()]
+    return fields
 
 
 def arguments(setting):

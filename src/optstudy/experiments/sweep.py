@@ -7,6 +7,7 @@ import math
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import joblib
@@ -15,17 +16,13 @@ import torch
 
 from optstudy.analysis import report
 from optstudy.core import provenance
+from optstudy.core.settings import SWEPT_SETTINGS
 from optstudy.core.cli import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float, positive_int
 from optstudy.experiments import space
 from optstudy.records import meaning, store as records
 from optstudy.training import flags, optimizers, setup, stacking as trials, workloads
 
-# The train.py settings a sweep sets for every run: its axes, and where and how each record is kept.
-SWEEP_SETS = {"optimizer", "lr", "seed", "epochs", "weight_decay", "val_split", "output_dir", "run_name", "resume",
-              "overwrite"}
 VAL_SPLIT = 0.1                  # held out of the training set by default: picks never see the test split
-# Entries of sweep.json that are bookkeeping, not the plan: a re-run may change them.
-BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best"}
 
 
 def build_parser():
@@ -39,7 +36,7 @@ def build_parser():
                    help="quasi-random search: N settings per optimizer drawn from --space instead of the --lrs grid")
     p.add_argument("--space", default="auto",
                    help="with --trials: a comma list of lr,momentum,eps,weight_decay, a .json or .toml file "
-                        "(src/space.py), or auto: lr under 10 trials, +momentum under 25, +eps under 50, "
+                        "(src/optstudy/experiments/space.py), or auto: lr under 10 trials, +momentum under 25, +eps under 50, "
                         "then +weight_decay (default: auto)")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the Sobol sampler of --trials (default: 0)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
@@ -57,7 +54,7 @@ def build_parser():
                    help="value of the workload's target metric for epochs-to-target (default: the workload's)")
     p.add_argument("--jobs", type=positive_int, default=1, help="runs (or batches of runs) in parallel (default: 1)")
     p.add_argument("--batch-trials", default="auto",
-                   help="train up to K runs of one optimizer together as one stacked model (src/trials.py), each "
+                   help="train up to K runs of one optimizer together as one stacked model (src/optstudy/training/stacking.py), each "
                         "as it would run alone; 1 = one at a time; auto = what pays for the workload on the device, "
                         "printed (default: auto)")
     p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
@@ -79,19 +76,19 @@ def sweep(argv):
 
 def run_sweep(argv):
     args, train_args = build_parser().parse_known_args(argv)
-    check_args(args, train_args)                      # and fills the workload's defaults into args
+    base = check_args(args, train_args)               # fills the workload's defaults into args
     sweep_dir = Path(args.output_dir) / args.name
-    plan = make_plan(args, train_args, argv)          # validated before anything is written
-    check_planned_runs(plan, args, train_args)
+    plan = make_plan(args, train_args, base, argv)    # validated before anything is written
+    check_planned_runs(plan, args, base)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plan = merge_with_saved(plan, sweep_dir)
     stage1 = [(opt, setting, args.seeds[0]) for opt, settings in meaning.planned_settings(plan).items() for setting in settings]
-    run_stage(stage1, args, train_args, sweep_dir, plan)
+    run_stage(stage1, args, base, sweep_dir, plan)
     plan["best"] = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
     plan["best_lr"] = {opt: setting and setting["lr"] for opt, setting in plan["best"].items()}
     records.save_json(plan, sweep_dir / "sweep.json")
     stage2 = [(opt, setting, seed) for opt, setting in plan["best"].items() if setting for seed in args.seeds[1:]]
-    run_stage(stage2, args, train_args, sweep_dir, plan)
+    run_stage(stage2, args, base, sweep_dir, plan)
     if args.no_report:
         return 0
     return report.report([sweep_dir], target=args.target, trust_pickles=args.trust_pickles)
@@ -101,10 +98,10 @@ class Stopped(Exception):
     """The sweep stops here (args[0] = exit status); what is saved stays, the same command continues."""
 
 
-def run_stage(jobs, args, train_args, sweep_dir, plan):
+def run_stage(jobs, args, base, sweep_dir, plan):
     """Train what is not finished, then insist that every planned run is: no pick or report is ever
     made from a run that failed, was interrupted or has another length than planned."""
-    run_all(jobs, args, train_args, sweep_dir, plan["command"])
+    run_all(jobs, args, base, sweep_dir, plan["command"])
     problems = [f"{records.sweep_run_dir(sweep_dir, *job).relative_to(sweep_dir)} {state}"
                 for job in jobs for state in [meaning.run_state(records.sweep_run_dir(sweep_dir, *job), args.epochs,
                                                         args.trust_pickles)] if state != "finished"]
@@ -115,12 +112,13 @@ def run_stage(jobs, args, train_args, sweep_dir, plan):
 
 
 def check_args(args, train_args):
-    """Refuse what cannot work before anything runs; fill the workload's defaults; return the workload."""
+    """Refuse what cannot work before anything runs; fill the workload's defaults into args; return
+    the RunConfig of the flags passed through to every run (unresolved: the sweep sets its axes)."""
     if args.name in ("", ".", "..") or Path(args.name).name != args.name:
         raise UserError(f"--name {args.name!r}: give a plain folder name (no '/', not empty, not '.' or '..')")
     if args.target is not None and not math.isfinite(args.target):
         raise UserError(f"--target {args.target}: give a finite number")
-    owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEEP_SETS)
+    owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEPT_SETTINGS)
     if owned:
         raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
     if args.space != "auto" and not args.trials:
@@ -133,9 +131,9 @@ def check_args(args, train_args):
         optimizers.lookup(opt)          # an unknown name, a missing file or a bad class: one line, now
     if len({records.optimizer_folder(o) for o in args.optimizers}) != len(args.optimizers):
         raise UserError("--optimizers: two of them would share a folder; name each once")
-    run_args = parse_train_args(train_args)
-    workload = workloads.WORKLOADS[run_args.workload]
-    args.batch_trials = batch_trials(args.batch_trials, workload, run_args.device)
+    base = flags.raw_config(train_args)                 # bad pass-through flags are refused here
+    workload = workloads.WORKLOADS[base.workload]
+    args.batch_trials = batch_trials(args.batch_trials, workload, base.device)
     args.epochs = args.epochs or workload.epochs
     if args.weight_decay is None:
         args.weight_decay = workload.weight_decay or 0.0
@@ -143,8 +141,8 @@ def check_args(args, train_args):
         raise UserError("--select val_acc with --val-split 0 would select on the test split; hold out a "
                         f"validation split (--val-split {VAL_SPLIT}) or select on train_loss")
     if args.select == "val_acc" and not workload.has_accuracy:
-        raise UserError(f"--select val_acc: workload {run_args.workload} has no accuracy; use --select train_loss")
-    return workload
+        raise UserError(f"--select val_acc: workload {base.workload} has no accuracy; use --select train_loss")
+    return base
 
 
 # --batch-trials auto, per device type: how many trials of a stackable model train together. On a
@@ -173,7 +171,7 @@ def batch_trials(value, workload, device):
     return k
 
 
-def batch_sizes(args, train_args):
+def batch_sizes(args, base):
     """{optimizer: trials per batch}: an optimizer that cannot take one parameter group per trial
     trains its runs one at a time, said in one line; one whose batched update --stacked-step could
     run, where it was not asked for, is said in one line too."""
@@ -183,53 +181,50 @@ def batch_sizes(args, train_args):
         if args.batch_trials > 1:
             params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
             try:
-                built = optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, train_args))
+                built = optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, base))
             except UserError:
                 print(f"{opt} takes no parameter group per trial; its runs train one at a time")
                 sizes[opt] = 1
                 continue
-            if "--stacked-step" not in train_args and trials.stacked_step_refusal(built) is None:
+            if not base.stacked_step and trials.stacked_step_refusal(built) is None:
                 print(f"{opt}: --stacked-step would update its batched runs by torch's fused kernel, once per "
                       "setting, faster (their numbers then are those of --opt fused=True)")
     return sizes
 
 
-def check_planned_runs(plan, args, train_args):
+def check_planned_runs(plan, args, base):
     """Every optimizer of the plan accepts the flags it will be given, before the first run trains
     (not: adam trains for an hour, then sgd refuses --eps)."""
     for opt, settings in meaning.planned_settings(plan).items():
-        setup.hyperparameters(run_argv(opt, settings[0], args.seeds[0], args, train_args))
+        setup.hyperparameters(run_config(opt, settings[0], args.seeds[0], args, base))
 
 
-def run_argv(opt, setting, seed, args, train_args, execution=()):
-    """The train.py flags of one run of the sweep: the optimizer, its setting, the seed, the plan's
-    fixed settings, how it executes, then the flags passed through."""
-    base = base_hyperparameters(opt, args, train_args) if {"beta1", "beta2"} & set(setting) else None
-    weight_decay = [] if "weight_decay" in setting else weight_decay_flag(opt, args.weight_decay)
-    val_split = ["--val-split", repr(args.val_split)] if args.val_split else []
-    return ["--optimizer", opt, *space.train_flags(setting, base), "--seed", str(seed), "--epochs", str(args.epochs),
-            *weight_decay, *val_split, *execution, *train_args]
+def run_config(opt, setting, seed, args, base):
+    """The resolved RunConfig of one run of the sweep: the flags passed through, with the optimizer,
+    its setting, the seed and the plan's fixed settings."""
+    hyper = base_hyperparameters(opt, args, base) if {"beta1", "beta2"} & set(setting) else None
+    searched = space.config_fields(setting, hyper)
+    weight_decay = searched.pop("weight_decay") if "weight_decay" in searched else weight_decay_value(opt, args.weight_decay)
+    opts = [*searched.pop("opt", []), *(base.opt or [])] or None
+    return flags.resolve(replace(base, optimizer=opt, seed=seed, epochs=args.epochs, weight_decay=weight_decay,
+                                 val_split=args.val_split or None, opt=opts, **searched))
 
 
-def base_hyperparameters(opt, args, train_args):
+def base_hyperparameters(opt, args, base):
     """The optimizer's settings in this sweep before any searched value (its momentum, its betas)."""
-    return setup.hyperparameters(run_argv(opt, {}, args.seeds[0], args, train_args))
+    return setup.hyperparameters(run_config(opt, {}, args.seeds[0], args, base))
 
 
-def weight_decay_flag(optimizer, weight_decay):
-    """['--weight-decay', value] for every optimizer that has one; a user optimizer without a
+def weight_decay_value(optimizer, weight_decay):
+    """The sweep's weight decay for every optimizer that has one; a user optimizer without a
     weight_decay argument gets none when the sweep's is 0 (a non-zero one is refused for it)."""
     spec = optimizers.lookup(optimizer)
     takes = "weight_decay" in spec.defaults or "weight_decay" in (optimizers.accepts(spec.build) or {"weight_decay"})
-    return ["--weight-decay", repr(weight_decay)] if takes or weight_decay else []
+    return weight_decay if takes or weight_decay else None
 
 
 def flag_key(flag):
     return flag.split("=")[0].lstrip("-").replace("-", "_")
-
-
-def parse_train_args(train_args):
-    return flags.build_parser().parse_args(train_args)    # bad pass-through flags are refused here
 
 
 def parse_lrs(text, search=False):
@@ -248,26 +243,26 @@ def parse_lrs(text, search=False):
     return sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
 
 
-def make_plan(args, train_args, argv):
+def make_plan(args, train_args, base, argv):
     plan = {"name": args.name, "optimizers": args.optimizers, "seeds": args.seeds,
             "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
             "val_split": args.val_split or None,
             "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
     if not args.trials:
         return {**plan, "lrs": parse_lrs(args.lrs)}
-    return {**plan, **search_plan(args, train_args)}
+    return {**plan, **search_plan(args, base)}
 
 
-def search_plan(args, train_args):
+def search_plan(args, base):
     """--trials: per optimizer its space ({name: [low, high, scale]}) and the settings drawn from it."""
     kind, spec = space.parse(args.space, args.trials)
     lrs = parse_lrs(args.lrs, search=True)
     if kind == "builtin" and len(lrs) < 2:
         raise UserError(f"--lrs {args.lrs!r}: a search needs a range of rates (LO:HI, e.g. 1e-4:1)")
-    passed = passed_arguments(train_args)
+    passed = passed_arguments(base)
     spaces, settings = {}, {}
     for opt in args.optimizers:
-        dims = space.space_for(opt, kind, spec, base_hyperparameters(opt, args, train_args), (lrs[0], lrs[-1]))
+        dims = space.space_for(opt, kind, spec, base_hyperparameters(opt, args, base), (lrs[0], lrs[-1]))
         clash = sorted(space.arguments(dims) & passed)
         if clash:
             raise UserError(f"{', '.join(clash)} of {opt} is searched (--space) and also set by a flag passed "
@@ -279,11 +274,9 @@ def search_plan(args, train_args):
     return {"trials": args.trials, "sampler_seed": args.sampler_seed, "space": spaces, "settings": settings}
 
 
-def passed_arguments(train_args):
+def passed_arguments(base):
     """The optimizer arguments the pass-through flags set (--betas, --eps, --opt KEY=...)."""
-    run_args = parse_train_args(train_args)
-    return {name for name in ("betas", "eps") if getattr(run_args, name) is not None} | set(
-        optimizers.parse_opts(run_args.opt))
+    return {name for name in ("betas", "eps") if getattr(base, name) is not None} | set(optimizers.parse_opts(base.opt))
 
 
 
@@ -295,7 +288,7 @@ def merge_with_saved(plan, sweep_dir):
     path = sweep_dir / "sweep.json"
     if path.exists():
         saved = records.load_json(path)
-        differing = sorted(k for k in set(saved) | set(plan) if k not in BOOKKEEPING
+        differing = sorted(k for k in set(saved) | set(plan) if k not in meaning.PLAN_BOOKKEEPING
                            and plan_value(saved, k) != plan_value(plan, k))
         if differing:
             raise UserError(f"{sweep_dir} holds a sweep with other settings ({', '.join(differing)}); "
@@ -313,21 +306,21 @@ def plan_value(plan, key):
     and without the settings that only say how runs execute (--threads, --device)."""
     if key != "train_args":
         return plan.get(key)
-    return records.identity(vars(parse_train_args(plan.get(key, []))))
+    return records.identity(flags.raw_config(plan.get(key, [])).as_args())
 
 
 def now():
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def run_all(jobs, args, train_args, sweep_dir, command):
+def run_all(jobs, args, base, sweep_dir, command):
     """Run what is not finished: one after another (stopping at the first interrupted or failed run),
     or spread over processes or a Dask cluster by joblib; K trials at a time where they batch."""
-    threads = [] if "--threads" in train_args else ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
-    todo = [(opt, run_argv(opt, setting, seed, args, train_args, ["--quiet", *threads]),
+    threads = base.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    todo = [(opt, replace(run_config(opt, setting, seed, args, base), quiet=True, threads=threads),
              str(records.sweep_run_dir(sweep_dir, opt, setting, seed))) for opt, setting, seed in jobs]
-    todo = [(opt, argv, d) for opt, argv, d in todo if meaning.run_state(Path(d), args.epochs, args.trust_pickles) != "finished"]
-    tasks = batches(todo, batch_sizes(args, train_args))
+    todo = [(opt, config, d) for opt, config, d in todo if meaning.run_state(Path(d), args.epochs, args.trust_pickles) != "finished"]
+    tasks = batches(todo, batch_sizes(args, base))
     try:
         if args.backend == "local" and args.jobs == 1:
             outcomes = []
@@ -345,10 +338,10 @@ def run_all(jobs, args, train_args, sweep_dir, command):
 
 
 def batches(todo, sizes):
-    """[(dir, argv)] groups of at most sizes[optimizer] runs of one optimizer that continue from one epoch."""
+    """[(dir, config)] groups of at most sizes[optimizer] runs of one optimizer that continue from one epoch."""
     groups = {}
-    for opt, argv, directory in todo:
-        groups.setdefault((opt, progress(Path(directory))), []).append((directory, argv))
+    for opt, config, directory in todo:
+        groups.setdefault((opt, progress(Path(directory))), []).append((directory, config))
     return [members[i:i + sizes[opt]] for (opt, _), members in groups.items()
             for i in range(0, len(members), sizes[opt])]
 
@@ -385,13 +378,14 @@ def run_task(task):
     """Train one run, or a batch of runs together, each resumed if it was interrupted
     -> (exit code, error or None). A worker process imports this module, and with it src/'s
     packages, from the path the sweep was started with (joblib and Dask pass it on)."""
-    argvs = []
-    for directory, argv in task:
+    configs = []
+    for directory, config in task:
         directory = Path(directory)
-        extra = ["--resume"] if (directory / records.CHECKPOINT).exists() else ["--overwrite"] if directory.exists() else []
-        argvs.append([*argv, "--output-dir", str(directory.parent), "--run-name", directory.name, *extra])
+        resume = (directory / records.CHECKPOINT).exists()
+        configs.append(replace(config, output_dir=str(directory.parent), run_name=directory.name, resume=resume,
+                               overwrite=not resume and directory.exists()))
     try:
-        return setup.train_runs(argvs, resume_hint=False), None
+        return setup.train_runs(configs, resume_hint=False), None
     except UserError as err:
         return EXIT_USAGE, str(err)
 

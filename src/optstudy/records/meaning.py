@@ -11,12 +11,15 @@ Pure reading: no torch, no training code (store.py is the only module it reads f
 from collections import namedtuple
 from pathlib import Path
 
+from optstudy.core import settings
 from optstudy.core.cli import UserError
 from optstudy.records import store
 
 # One record of a sweep: which optimizer, at which setting, with which seed, and its metrics.
 Record = namedtuple("Record", "optimizer setting seed metrics")
 PLAN = "sweep.json"
+# Entries of a plan that are bookkeeping, not the plan: a re-run of the same sweep may change them.
+PLAN_BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best"}
 
 
 # ---------------------------------------------------------------- a sweep's plan and its picks
@@ -73,8 +76,8 @@ def run_state(directory, epochs, trust_pickles=False):
 def collect(sweep_dir, plan, trust_pickles=False):
     """[Record] for every run of the plan that has a record."""
     runs = []
-    for opt, settings in planned_settings(plan).items():
-        for setting in settings:
+    for opt, planned in planned_settings(plan).items():
+        for setting in planned:
             for seed in plan["seeds"]:
                 directory = store.sweep_run_dir(sweep_dir, opt, setting, seed)
                 if store.has_metrics(directory):
@@ -100,7 +103,7 @@ def setting_words(setting):
 # ---------------------------------------------------------------- a run's identity and label
 
 # Flags whose resolved values the optimizer record holds (the record's args keep what was typed).
-HYPER_FLAGS = {"lr", "weight_decay", "betas", "eps", "no_bias_correction"}
+HYPER_FLAGS = settings.HYPER_SETTINGS
 
 
 def facets(config):
@@ -121,9 +124,8 @@ def short(value):
 
 # ---------------------------------------------------------------- comparability with a baseline
 
-# Settings that change what a run computes: a baseline differing in any is not comparable.
-MUST_MATCH = ("workload", "dataset", "data_dir", "epochs", "batch_size", "val_split", "limit_train", "limit_val",
-              "lr_schedule", "dropout", "dropout_rate", "preprocess")
+# The task a baseline must share with a run to be compared with it (the PROTOCOL role).
+MUST_MATCH = settings.PROTOCOL_SETTINGS
 # Where results may differ by a little for reasons outside the study: said, not refused.
 WARN_IF = {"torch version": lambda c: (c.get("versions") or {}).get("torch"),
            "precision": lambda c: (c.get("precision") or {}).get("used"),

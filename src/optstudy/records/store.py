@@ -19,6 +19,7 @@ from pathlib import Path
 
 import joblib
 
+from optstudy.core import settings
 from optstudy.core.cli import UserError
 
 CONFIG = "config.json"
@@ -31,14 +32,11 @@ REPLACED = ".replaced"           # an overwritten record waits here until the ne
 CHECKPOINT_KEYS = {"model", "optimizer", "schedule", "epoch", "metrics", "args", "rng"}
 TRUST_PICKLES_HELP = "read runs that have only metrics.pkl (a pickle can run code: only for records you made)"
 
-# The one definition of what is not part of a run's identity: settings that say where or how a run
-# executes, not what it computes. They may change when a run is resumed, and runs that differ only
-# in them are the same experiment (plot draws them as one curve; a sweep compares plans without them).
-EXECUTION_SETTINGS = frozenset({"output_dir", "run_name", "resume", "overwrite", "quiet", "threads", "device",
-                                "data_root", "list_optimizers", "list_workloads"})
-# Besides those, a resume may raise the number of epochs, and a plot groups runs across seeds.
-RESUMABLE = EXECUTION_SETTINGS | {"epochs"}
-SEED_GROUPED = RESUMABLE | {"seed"}
+# What is not part of a run's identity, what a resume may change and what a plot groups over:
+# each derived from the roles RunConfig's fields declare (core/settings.py).
+EXECUTION_SETTINGS = settings.EXECUTION_SETTINGS
+RESUMABLE = settings.RESUMABLE_SETTINGS
+SEED_GROUPED = settings.SEED_GROUPED
 
 
 def identity(args, ignore=EXECUTION_SETTINGS):

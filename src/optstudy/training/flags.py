@@ -1,9 +1,13 @@
-"""The flags of one training run (train.py's), defined once: train.py parses them, and a sweep
-parses the flags it passes through with the same parser."""
+"""The flags of one training run (train.py's), defined once, and the RunConfig they describe:
+parsed from them, resolved with the workload's defaults (resolve: the one place), and rendered back
+to the command line that reproduces it (to_argv), which the records keep."""
 import argparse
+from dataclasses import replace
 
+import model as models
 from optstudy.core import provenance
-from optstudy.core.cli import Parser, non_negative_float, positive_float, positive_int, seed_int
+from optstudy.core.cli import Parser, UserError, non_negative_float, positive_float, positive_int, seed_int
+from optstudy.core.settings import ACTION_SETTINGS, SETTINGS, RunConfig
 from optstudy.data import datasets
 from optstudy.training import optimizers, workloads
 
@@ -21,7 +25,7 @@ def build_parser():
                         "path/to/file.py:ClassName (default: adam)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="any constructor argument of the optimizer, a Python literal; repeatable "
-                        "(e.g. --opt amsgrad=True --opt betas=(0.9,0.95))")
+                        "(e.g. --opt amsgrad=True --opt \"betas=(0.9,0.95)\": quote the parentheses for the shell)")
     p.add_argument("--list-optimizers", action="store_true", help="print the optimizers and their defaults, then exit")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: the workload's; 45 for cifar10-cnn)")
     p.add_argument("--batch-size", type=positive_int, help="minibatch size (default: the workload's; 128 for most)")
@@ -63,7 +67,7 @@ def build_parser():
     p.add_argument("--stacked-step", action="store_true",
                    help="runs trained together (a sweep's --batch-trials): Adam's or SGD's update by torch's fused "
                         "kernel, once per group of runs with the same settings, instead of torch's loop over each "
-                        "run's parameter group (trials.StackedStep); other optimizers are refused")
+                        "run's parameter group (stacking.StackedStep); other optimizers are refused")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice, one per physical core)")
     p.add_argument("--output-dir", default="outputs", help="parent folder of run records (default: outputs)")
     p.add_argument("--run-name", help="run folder name (default: <optimizer>_seed<seed>)")
@@ -72,3 +76,69 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when not on a terminal)")
     return p
 
+
+def resolve(raw):
+    """The run's settings with the flags left unset filled from its workload, and those it cannot
+    take refused: the one place where a RunConfig is resolved."""
+    workload = workloads.WORKLOADS[raw.workload]
+    spec = models.MODELS[workload.model]
+    val_split = raw.val_split or None           # 0 = no split = the flag not given (one identity)
+    config = replace(raw, epochs=raw.epochs or workload.epochs, batch_size=raw.batch_size or workload.batch_size,
+                     lr_schedule=raw.lr_schedule or workload.lr_schedule, dataset=raw.dataset or workload.dataset,
+                     dropout=raw.dropout or spec.dropouts[0], val_split=val_split)
+    check_fits_workload(config, workload, spec)
+    return config
+
+
+def check_fits_workload(config, workload, spec):
+    if config.val_split and config.val_split > 1 and config.val_split != int(config.val_split):
+        raise UserError(f"--val-split {config.val_split:g}: give a whole number of samples or a fraction below 1")
+    if config.dropout not in spec.dropouts:
+        raise UserError(f"--dropout {config.dropout}: workload {config.workload} (model {workload.model}) "
+                        f"takes {', '.join(spec.dropouts)}")
+    if not 0 <= config.dropout_rate < 1:
+        raise UserError(f"--dropout-rate {config.dropout_rate} must be in [0, 1)")
+    if config.dataset not in ("synthetic", workload.dataset, *workload.datasets):
+        raise UserError(f"--dataset {config.dataset}: workload {config.workload} takes "
+                        f"{', '.join((workload.dataset, *workload.datasets, 'synthetic'))}")
+    if config.data_dir is not None and not workload.image_folders:
+        raise UserError(f"--data-dir: workload {config.workload} does not read image folders")
+    if config.preprocess == "zca" and workload.scale != "standardize":
+        raise UserError(f"--preprocess zca: workload {config.workload} has no standardised image inputs")
+
+
+def parse(argv):
+    """train.py's flags -> the resolved RunConfig they describe."""
+    return resolve(RunConfig(**vars(build_parser().parse_args(list(argv)))))
+
+
+def raw_config(argv):
+    """train.py's flags -> their RunConfig, unresolved (what the sweep sets its runs' axes on)."""
+    return RunConfig(**vars(build_parser().parse_args(list(argv))))
+
+
+def to_argv(config):
+    """The train.py flags that reproduce this config: every setting whose value is not the flag's
+    default, in the parser's order (parse(to_argv(c)) == c for a resolved c)."""
+    argv = []
+    for action in build_parser()._actions:
+        value = getattr(config, action.dest, None)
+        if action.dest not in SETTINGS or action.dest in ACTION_SETTINGS or value == action.default:
+            continue
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        elif action.nargs == 0:
+            argv.append(flag)
+        elif action.nargs == 2:
+            argv += [flag, *map(render, value)]
+        elif isinstance(action, argparse._AppendAction):
+            argv += [part for item in value for part in (flag, item)]
+        else:
+            argv += [flag, render(value)]
+    return argv
+
+
+def render(value):
+    """A value as its flag reads it back exactly (repr keeps every digit of a float)."""
+    return repr(value) if isinstance(value, float) else str(value)

@@ -2,7 +2,6 @@
 saved whole (checkpoint, then metrics) before the next; one run, or many trained as one stacked
 model (stacking.py), each recorded as its solo run would be. Ctrl-C and SIGTERM stop after the
 current step with the last complete epoch kept."""
-import argparse
 import contextlib
 import shlex
 import signal
@@ -16,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from optstudy.core.cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, UserError
+from optstudy.core.settings import RunConfig
 from optstudy.data import datasets
 from optstudy.records import store as records
 from optstudy.training import optimizers, stacking as batched, workloads
@@ -37,9 +37,8 @@ class Settings:
 
 @dataclass
 class Trial:
-    """One run: its flags, its optimizer's settings, its folder, record and random streams."""
-    argv: list
-    args: argparse.Namespace
+    """One run: its settings, its optimizer's settings, its folder, record and random streams."""
+    args: RunConfig
     hyper: dict
     run_dir: Path
     checkpoint: dict = None
@@ -88,7 +87,7 @@ class Run:
     trials: list                 # [Trial]: one for an ordinary run
     models: list                 # each trial's own model (a stacked trial's parameters are views)
     resume_hint: bool = True     # on Ctrl-C, print the train.py command that resumes (a sweep prints its own)
-    fast_step: object = None     # a trials.StackedStep standing in for optimizer.step (--stacked-step)
+    fast_step: object = None     # a stacking.StackedStep standing in for optimizer.step (--stacked-step)
 
     @property
     def args(self):
@@ -329,7 +328,7 @@ def save(run, optimizer, schedule, device):
             model_state, own_optimizer, own_schedule = run.model.state_dict(), optimizer_state, schedule_state
             streams = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if cuda else None}
         state = {"model": model_state, "optimizer": own_optimizer, "schedule": own_schedule,
-                 "epoch": t.metrics["epoch"][-1], "metrics": t.metrics, "args": vars(t.args),
+                 "epoch": t.metrics["epoch"][-1], "metrics": t.metrics, "args": t.args.as_args(),
                  "rng": {**streams, "data": t.generator.get_state()}}
         records.save_checkpoint(t.run_dir, state, t.metrics)
 

@@ -129,9 +129,9 @@ REGISTRY = {
     "adamw": Spec(torch.optim.AdamW, dict(_ADAM, weight_decay=1e-2),
                   "torch.optim.AdamW, decoupled weight decay (torch default 1e-2)", "Loshchilov & Hutter, 2019"),
     "paper-adam": Spec(PaperAdam, dict(_ADAM, weight_decay=5e-4, bias_correction=True),
-                       "Adam written from Algorithm 1 (src/optimizers.py)", "Algorithm 1, section 6.4"),
+                       "Adam written from Algorithm 1 (src/optstudy/training/optimizers.py)", "Algorithm 1, section 6.4"),
     "paper-adamax": Spec(PaperAdamax, dict(_ADAM, lr=2e-3, weight_decay=0.0, bias_correction=True),
-                         "AdaMax written from section 7.1 (src/optimizers.py)", "section 7.1"),
+                         "AdaMax written from section 7.1 (src/optstudy/training/optimizers.py)", "section 7.1"),
 }
 
 
@@ -224,7 +224,7 @@ def parse_opts(items):
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key.isidentifier():
-            raise UserError(f"--opt {item!r}: give KEY=VALUE, e.g. --opt betas=(0.9,0.99)")
+            raise UserError(f"--opt {item!r}: give KEY=VALUE, e.g. --opt \"betas=(0.9,0.99)\"")
         try:
             out[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):

@@ -12,28 +12,23 @@ from optstudy.core.cli import EXIT_OK, UserError
 from optstudy.data import datasets
 from optstudy.records import store as records
 from optstudy.training import optimizers, stacking as batched, workloads
-from optstudy.training.flags import DROPOUT_RATE, REPO, build_parser
+from optstudy.core.settings import MEMBER_SETTINGS
+from optstudy.training.flags import DROPOUT_RATE, REPO, to_argv
 from optstudy.training.loop import Run, Settings, Trial, autocast, command_line, quiet, train
 
-# Flags in which the trials of one batch may differ: each trial's own. Every other setting is the batch's.
-PER_TRIAL = {"seed", "lr", "betas", "eps", "weight_decay", "opt", "no_bias_correction", "output_dir", "run_name",
-             "resume", "overwrite"}
+
+def new_trial(config):
+    """A run to train from its resolved RunConfig: its optimizer's settings and its folder."""
+    workload = workloads.WORKLOADS[config.workload]
+    hyper = optimizers.resolve(config.optimizer, optimizer_overrides(config, workload), optimizers.parse_opts(config.opt))
+    run_dir = Path(config.output_dir) / (config.run_name or f"{records.optimizer_folder(config.optimizer)}_seed{config.seed}")
+    return Trial(config, hyper, run_dir)
 
 
-
-def parse_trial(argv):
-    args = build_parser().parse_args(argv)
-    workload = workloads.WORKLOADS[args.workload]
-    resolve_workload_defaults(args, workload)
-    hyper = optimizers.resolve(args.optimizer, optimizer_overrides(args, workload), optimizers.parse_opts(args.opt))
-    run_dir = Path(args.output_dir) / (args.run_name or f"{records.optimizer_folder(args.optimizer)}_seed{args.seed}")
-    return Trial(argv, args, hyper, run_dir)
-
-
-def train_runs(argvs, resume_hint=True):
-    """Train runs given by their train.py flags: one is an ordinary run; several of a workload whose
-    model stacks train together as one model (trials.py), each exactly as it would alone."""
-    runs = [parse_trial(argv) for argv in argvs]
+def train_runs(configs, resume_hint=True):
+    """Train runs given by their resolved RunConfigs: one is an ordinary run; several of a workload
+    whose model stacks train together as one model (stacking.py), each exactly as it would alone."""
+    runs = [new_trial(config) for config in configs]
     args = check_batch(runs)
     workload = workloads.WORKLOADS[args.workload]
     device = provenance.pick_device(args.device)
@@ -60,21 +55,21 @@ def train_runs(argvs, resume_hint=True):
         run = Run(model, workload, data, inputs, settings, runs, models_, resume_hint)
         check_model_accepts(run)
         for t in runs:
-            t.config = make_config(t.args, t.argv, workload, t.hyper, settings, device, data, models_[0], t.run_dir,
+            t.config = make_config(t.args, workload, t.hyper, settings, device, data, models_[0], t.run_dir,
                                    t.checkpoint, batch_size=len(runs))
         return train(run, device)
 
 
-def hyperparameters(argv):
-    """Every constructor argument the optimizer of a run with these flags gets (the sweep checks
-    its plan with the exact flags of each run)."""
-    t = parse_trial(argv)
-    return {**optimizers.lookup(t.args.optimizer).fixed, **t.hyper}
+def hyperparameters(config):
+    """Every constructor argument the optimizer of a run with this config gets (the sweep checks
+    its plan with the exact settings of each run)."""
+    t = new_trial(config)
+    return {**optimizers.lookup(config.optimizer).fixed, **t.hyper}
 
 
 def batch_key(args):
     """The settings the trials of one batch must share: everything but each trial's own."""
-    return {k: v for k, v in records.identity(vars(args)).items() if k not in PER_TRIAL}
+    return {k: v for k, v in records.identity(args.as_args()).items() if k not in MEMBER_SETTINGS}
 
 
 def check_batch(runs):
@@ -132,7 +127,7 @@ def resumable_checkpoint(run_dir, args):
     if records.prepare_run_dir(run_dir, args.resume, args.overwrite) != "resume":
         return None
     config = records.load_config(run_dir / records.CONFIG)
-    checkpoint = records.load_checkpoint(run_dir, vars(args))
+    checkpoint = records.load_checkpoint(run_dir, args.as_args())
     recorded, now = config["optimizer"].get("sha256"), optimizers.provenance(args.optimizer)["sha256"]
     if optimizers.is_external(args.optimizer) and recorded != now:
         raise UserError(f"cannot resume {run_dir}: the optimizer's source changed since the run started "
@@ -145,29 +140,6 @@ def resumable_checkpoint(run_dir, args):
 
 
 
-def resolve_workload_defaults(args, workload):
-    """Fill the flags left unset from the workload, and refuse the ones it cannot take."""
-    spec = models.MODELS[workload.model]
-    args.epochs = args.epochs or workload.epochs
-    args.batch_size = args.batch_size or workload.batch_size
-    args.lr_schedule = args.lr_schedule or workload.lr_schedule
-    args.dataset = args.dataset or workload.dataset
-    args.dropout = args.dropout or spec.dropouts[0]
-    args.val_split = args.val_split or None           # 0 = no split = the flag not given (one identity)
-    if args.val_split and args.val_split > 1 and args.val_split != int(args.val_split):
-        raise UserError(f"--val-split {args.val_split:g}: give a whole number of samples or a fraction below 1")
-    if args.dropout not in spec.dropouts:
-        raise UserError(f"--dropout {args.dropout}: workload {args.workload} (model {workload.model}) "
-                        f"takes {', '.join(spec.dropouts)}")
-    if not 0 <= args.dropout_rate < 1:
-        raise UserError(f"--dropout-rate {args.dropout_rate} must be in [0, 1)")
-    if args.dataset not in ("synthetic", workload.dataset, *workload.datasets):
-        raise UserError(f"--dataset {args.dataset}: workload {args.workload} takes "
-                        f"{', '.join((workload.dataset, *workload.datasets, 'synthetic'))}")
-    if args.data_dir is not None and not workload.image_folders:
-        raise UserError(f"--data-dir: workload {args.workload} does not read image folders")
-    if args.preprocess == "zca" and workload.scale != "standardize":
-        raise UserError(f"--preprocess zca: workload {args.workload} has no standardised image inputs")
 
 
 def optimizer_overrides(args, workload):
@@ -217,7 +189,7 @@ def check_model_accepts(run):
                         f"({reason})") from None
 
 
-def make_config(args, argv, workload, hyper, settings, device, data, model, run_dir, checkpoint, batch_size=1):
+def make_config(args, workload, hyper, settings, device, data, model, run_dir, checkpoint, batch_size=1):
     """The self-describing part of the record: enough to rerun it and to know what ran. A run
     trained with others as one stacked model says so (batched: how many); its command is its own."""
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -225,20 +197,20 @@ def make_config(args, argv, workload, hyper, settings, device, data, model, run_
     if checkpoint is not None:
         config = records.load_config(run_dir / records.CONFIG)
         config["args"]["epochs"] = args.epochs             # the record says what the run is now
-        config.setdefault("resumed", []).append({"time": now, "command": command_line(argv),
+        config.setdefault("resumed", []).append({"time": now, "command": command_line([*to_argv(args), "--resume"]),
                                                  "from_epoch": checkpoint["epoch"], **batched_with})
         return config
     return {**batched_with,
         "run_id": records.new_run_id(),       # also in the metrics: a reader never mixes two runs' files
-        "args": vars(args),
+        "args": args.as_args(),
         "workload": {"name": args.workload, "objective": workload.objective, "target": list(workload.target),
                      "paper": workload.paper},
         "optimizer": {"name": args.optimizer, "hyperparameters": hyper, "fixed": {k: v for k, v in optimizers.lookup(args.optimizer).fixed.items() if k not in hyper},
                       **optimizers.provenance(args.optimizer)},
         "precision": {"requested": args.precision, "used": settings.precision,
                       "native_bf16": provenance.native_bf16(device)},
-        "command": command_line(argv),
-        "argv": argv,
+        "command": command_line(to_argv(args)),
+        "argv": to_argv(args),
         "versions": provenance.versions(),
         "device": provenance.describe_device(device),
         "data": {"source": data.source, "train_size": len(data.train_y), "test_size": len(data.test_y),
