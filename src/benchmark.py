@@ -43,7 +43,7 @@ from pathlib import Path
 
 import model as models
 from optstudy.core import provenance
-from optstudy.core.cli import Parser, positive_int, run_main
+from optstudy.core.cli import Parser, UserError, positive_int, run_main
 from optstudy.experiments.benchmark import measure, overhead_mode, print_report, run_all, trials_mode
 from optstudy.records.store import ensure_writable, save_json
 from optstudy.training import workloads
@@ -82,6 +82,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.json:
+        if Path(args.json).is_dir():
+            raise UserError(f"--json {args.json}: is a folder; give the file to write")
         ensure_writable(Path(args.json).resolve().parent, "--json")   # fail before the work, not after
     if args.trials:
         return trials_mode(args)

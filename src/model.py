@@ -130,6 +130,19 @@ class LogisticRegression(nn.Module):
         return self.linear(x.flatten(1))
 
 
+class LinearRegression(nn.Module):
+    """y = Xw + b, initialised as D2L's linear regression: w ~ N(0, 0.01^2), b = 0; one output."""
+
+    def __init__(self, in_features):
+        super().__init__()
+        self.linear = nn.Linear(in_features, 1)
+        nn.init.normal_(self.linear.weight, std=0.01)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)).squeeze(1)
+
+
 class BowLogisticRegression(nn.Module):
     """Logistic regression on a binary bag of words, read sparse: x @ W for a 0/1 row x is the sum of
     W's rows at x's words, gathered and summed per review (BagOfWords), so the batch is never
@@ -359,6 +372,8 @@ MODELS = {
                           "image", ("none",), "CIFAR ResNet-18: 3x3 stem, no max-pool"),
     "logreg": ModelSpec(lambda shape, k, dropout, p: LogisticRegression(_numel(shape), k),
                         "flat", ("none",), "multinomial logistic regression"),
+    "linreg": ModelSpec(lambda shape, k, dropout, p: LinearRegression(_numel(shape)),
+                        "flat", ("none",), "linear regression y = Xw + b, w ~ N(0, 0.01^2), b = 0 (D2L)"),
     "bow-logreg": ModelSpec(lambda shape, k, dropout, p: BowLogisticRegression(shape[0], k, _dropout_p(dropout, p)),
                             "bow", ("paper", "none"), "logistic regression on a bag of words; paper = feature dropout"),
     "mlp": ModelSpec(lambda shape, k, dropout, p: MLP(_numel(shape), k, p=_dropout_p(dropout, p)),

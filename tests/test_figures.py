@@ -99,9 +99,18 @@ def test_diverged_rates_are_shown_never_dropped():
                                    1.0: fake_run("diverged", [2.0, math.nan])})
     curve.best_lr, curve.best = 1e-2, curve.grid[1e-2]
     assert curve.diverged == [1.0]
-    assert curve.label() == "AdaGrad lr=0.01, 1/2 rates diverged"
+    assert curve.label() == "AdaGrad lr=0.01, at the grid's edge, 1/2 rates diverged"     # the lowest rate tried
     assert figs.loss_at(curve.grid[1.0], 1) is None and figs.loss_at(curve.grid[1e-2], 2) == 0.4
     assert figs.Curve(s, grid={1.0: curve.grid[1.0]}).label() == "AdaGrad: every rate diverged (1)"
+
+
+def test_a_pick_at_the_grids_edge_is_said_and_an_interior_one_is_not():
+    s = figs.fig1().sweeps[0]
+    grid = {lr: fake_run("complete", [2.0, loss]) for lr, loss in ((1e-3, 0.5), (1e-2, 0.3), (1e-1, 0.4))}
+    interior, top = figs.Curve(s, 1e-2, grid[1e-2], grid), figs.Curve(s, 1e-1, grid[1e-1], grid)
+    assert not interior.at_edge and "edge" not in interior.label() and figs.pick_words(interior) == "0.01"
+    assert top.at_edge and top.label() == "AdaGrad lr=0.1, at the grid's edge"
+    assert figs.pick_words(top) == "0.1 (at the grid's edge)"
 
 
 def test_grids_are_the_papers():

@@ -26,7 +26,7 @@ def test_every_flag_is_a_field_with_the_flags_default():
 def test_the_lists_of_settings_are_the_roles_declared():
     # what the hand-kept lists held before they were derived: a role dropped from a field shows here
     assert store.EXECUTION_SETTINGS == {"output_dir", "run_name", "resume", "overwrite", "quiet", "threads", "device",
-                                        "data_root", "list_optimizers", "list_workloads"}
+                                        "data_root", "list_optimizers", "list_workloads", "time_steps"}
     assert store.RESUMABLE == store.EXECUTION_SETTINGS | {"epochs"}
     assert store.SEED_GROUPED == store.RESUMABLE | {"seed"}
     assert settings.MEMBER_SETTINGS == {"seed", "lr", "betas", "eps", "weight_decay", "opt", "no_bias_correction",

@@ -134,4 +134,4 @@ def test_the_shape_test_sees_what_it_guards(code):
     hidden = ast.parse("def f():\n    import model\n")
     fn = hidden.body[0]
     assert [t for _, t in project_imports(fn, known)] == ["model"]
-    assert len(scripts()) == 9 and "optstudy.training.loop" in trees
+    assert len(scripts()) == 10 and "optstudy.training.loop" in trees

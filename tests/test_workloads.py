@@ -21,7 +21,8 @@ SMALL = ["--dataset", "synthetic", "--limit-train", "256", "--limit-val", "128",
 # cifar10-resnet18 costs ~10 ms an image here: 64 images in batches of 32.
 EXTRA = {"cifar10-resnet18": ["--limit-train", "64", "--limit-val", "32", "--batch-size", "32"]}
 MODEL = {"cifar10-cnn": "adam-cnn", "mnist-logreg": "logreg", "imdb-bow-logreg": "bow-logreg", "mnist-mlp": "mlp",
-         "mnist-vae": "vae", "cifar10-tutorial-cnn": "tutorial-cnn", "cifar10-resnet18": "resnet18"}
+         "mnist-vae": "vae", "cifar10-tutorial-cnn": "tutorial-cnn", "cifar10-resnet18": "resnet18",
+         "airfoil-linreg": "linreg"}
 
 
 def train_workload(tmp_path, workload, *extra, name="run", epochs=1):
@@ -36,7 +37,7 @@ def read(run_dir):
     return json.loads((run_dir / "config.json").read_text()), joblib.load(run_dir / "metrics.pkl")
 
 
-def test_the_registry_names_seven_workloads_each_with_a_model():
+def test_the_registry_names_eight_workloads_each_with_a_model():
     assert set(workloads.names()) == set(MODEL)
     for name, w in workloads.WORKLOADS.items():
         assert w.model == MODEL[name] and w.lr_schedule in workloads.LR_SCHEDULES
@@ -66,6 +67,10 @@ def test_every_workload_trains_on_its_synthetic_stand_in(tmp_path, workload):
     if w.has_accuracy:
         assert len(metrics["train_acc"]) == len(metrics["test_acc"]) == 2
         assert all(0 <= a <= 100 for a in metrics["test_acc"])
+    elif w.objective == "regress":
+        assert "train_acc" not in metrics and "test_acc" not in metrics
+        # standardised targets, w ~ N(0, 0.01^2), b = 0: (y^ - y)^2 / 2 starts near var(y) / 2 = 0.5
+        assert 0.3 < metrics["test_loss"][0] < 0.7 and metrics["train_loss"][1] < metrics["train_loss"][0], metrics
     else:
         assert "train_acc" not in metrics and "test_acc" not in metrics
         # the negative ELBO in nats: 784 Bernoulli pixels at ~0.69 nats each before training

@@ -4,6 +4,7 @@ figures.py's docstring is the guide; experiments/figures.py runs a figure's swee
 import math
 import shutil
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,12 +112,19 @@ class Curve:
     def diverged(self):
         return sorted(lr for lr, m in self.grid.items() if m["status"] == "diverged")
 
+    @property
+    def at_edge(self):
+        """The pick is the grid's lowest or highest rate: the best may lie beyond the grid, and the
+        figure then compares where the grid ended as much as the optimizers."""
+        return self.best is not None and len(self.grid) > 1 and self.best_lr in (min(self.grid), max(self.grid))
+
     def label(self):
         name = NAMES.get(self.sweep.optimizer, self.sweep.optimizer)
         tail = f", {len(self.diverged)}/{len(self.grid)} rates diverged" if self.diverged else ""
         if self.best is None:
             return f"{name}: every rate diverged ({len(self.grid)})" if self.grid else f"{name}: no runs yet"
-        return f"{name} lr={self.best_lr:.3g}{tail}"
+        edge = ", at the grid's edge" if self.at_edge else ""
+        return f"{name} lr={self.best_lr:.3g}{edge}{tail}"
 
 
 def read_curve(s, folder, epochs):
@@ -170,9 +178,9 @@ def by_panel(curves):
 def suptitle(fig, figure, curves, epochs):
     sizes = sorted({c.config["data"]["train_size"] for c in curves if c.config})
     reduced = "" if epochs == figure.epochs else f" (cut from the paper's {figure.epochs})"
-    fig.suptitle(f"Adam paper Fig. {figure.number}: {figure.title}. {epochs} epochs{reduced}, "
-                 f"{'/'.join(f'{n:,}' for n in sizes)} training samples, best lr per optimizer (seed 0)",
-                 fontsize=10)
+    text = (f"Adam paper Fig. {figure.number}: {figure.title}. {epochs} epochs{reduced}, "
+            f"{'/'.join(f'{n:,}' for n in sizes)} training samples, best lr per optimizer (seed 0)")
+    fig.suptitle(textwrap.fill(text, width=int(14 * fig.get_figwidth())), fontsize=10)   # wrapped to the figure
 
 
 def draw_epoch_panels(figure, curves, epochs, path, log_y):
@@ -327,9 +335,15 @@ def summary_row(c):
     fmt = lambda key: f"{m[key][-1]:.4g}" if m is not None and key in m else "n/a"
     seconds = sum(s for run in c.grid.values() for s in run["seconds"][1:])
     return (f"| {c.sweep.panel} | {NAMES.get(c.sweep.optimizer, c.sweep.optimizer)} | {' '.join(c.sweep.args) or '-'} | "
-            f"{', '.join(f'{lr:g}' for lr in sorted(c.grid))} | {f'{c.best_lr:g}' if m is not None else 'none'} | "
+            f"{', '.join(f'{lr:g}' for lr in sorted(c.grid))} | {pick_words(c)} | "
             f"{fmt('train_loss')} | {fmt('test_loss')} | {fmt('test_acc')} | "
             f"{', '.join(f'{lr:g}' for lr in c.diverged) or '-'} | {len(c.grid)} | {seconds:.0f} |")
+
+
+def pick_words(c):
+    if c.best is None:
+        return "none"
+    return f"{c.best_lr:g}" + (" (at the grid's edge)" if c.at_edge else "")
 
 
 def device_words(curves):

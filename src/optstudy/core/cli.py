@@ -89,3 +89,11 @@ def _checked(cast, text, ok, what):
     if not ok(value) or value != value:  # value != value catches NaN
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
     return value
+
+
+def check_plain_name(flag, name):
+    """A folder name inside its parent: not empty, not '.' or '..', no '/' (nothing is written
+    outside the folder the user named as the parent)."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise UserError(f"{flag} {name!r}: give a plain folder name (no '/', not empty, not '.' or '..')")
+    return name

@@ -59,6 +59,9 @@ class RunConfig:
     channels_last: bool = setting(True)
     tf32: bool = setting(True)
     stacked_step: bool = setting(False)
+    window_batches: int = setting(None)                 # probes.py: accuracy per window of N minibatches
+    eval_every_examples: int = setting(None)            # probes.py: the whole-data loss every M examples
+    time_steps: bool = setting(False, EXECUTION)        # probes.py: seconds in optimizer.step() alone
     threads: int = setting(None, EXECUTION)
     output_dir: str = setting("outputs", EXECUTION, MEMBER, SWEPT)
     run_name: str = setting(None, EXECUTION, MEMBER, SWEPT)

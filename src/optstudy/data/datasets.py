@@ -315,6 +315,45 @@ def make_synthetic(n_train=10000, n_test=2000, num_classes=10, shape=(3, 32, 32)
     return with_measured_stats(Data(train_x, train_y, test_x, test_y, classes, f"synthetic:seed{seed}"))
 
 
+AIRFOIL_FILE = "airfoil_self_noise.dat"
+AIRFOIL_SHA1 = "76e5be1548fd8222e5074cf0faae75edff8cf93f"     # what D2L's data hub checks
+AIRFOIL_URL = "https://archive.ics.uci.edu/dataset/291/airfoil+self+noise"
+AIRFOIL_ROWS = 1500          # D2L keeps the first 1,500 of the 1,503 rows
+
+
+def load_airfoil(root, cache_dir):
+    """The NASA airfoil self-noise data as D2L's get_data_ch11 reads it: every column standardised
+    over all 1,503 rows (numpy's std, ddof 0), the first 1,500 rows kept, the first five columns the
+    inputs and the sound pressure level the target. D2L trains and evaluates on those same rows:
+    the test split here is they too, so the test loss is D2L's reported loss."""
+    path = Path(root) / AIRFOIL_FILE
+    if not path.is_file():
+        raise UserError(f"{AIRFOIL_FILE} not found: put it ({AIRFOIL_URL}) into {root}/, or use --dataset synthetic")
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    if digest != AIRFOIL_SHA1:
+        raise UserError(f"{path} is not D2L's airfoil file (sha1 {digest[:12]}, expected {AIRFOIL_SHA1[:12]})")
+    table = np.genfromtxt(path, delimiter="\t")
+    if table.ndim != 2 or table.shape[1] != 6 or not np.isfinite(table).all():
+        raise UserError(f"{path}: expected rows of 6 tab-separated numbers")
+    return airfoil_data(table, f"airfoil:{path}")
+
+
+def airfoil_data(table, source):
+    table = (table - table.mean(axis=0)) / table.std(axis=0)
+    x = torch.tensor(table[:AIRFOIL_ROWS, :-1], dtype=torch.float32)
+    y = torch.tensor(table[:AIRFOIL_ROWS, -1], dtype=torch.float32)
+    return Data(x, y, x.clone(), y.clone(), ["sound pressure level"], source)
+
+
+def make_synthetic_airfoil(seed=SYNTHETIC_SEED):
+    """The airfoil data's shape (1,503 rows: 5 inputs and a target, standardised; 1,500 kept), from
+    a noisy linear model: offline, for tests and --dataset synthetic."""
+    g = np.random.default_rng(seed)
+    x = g.normal(size=(AIRFOIL_ROWS + 3, 5))
+    y = x @ np.array([-0.6, -0.4, -0.5, 0.2, -0.3]) + 0.5 * g.normal(size=len(x))
+    return airfoil_data(np.column_stack([x, y]), f"synthetic-airfoil:seed{seed}")
+
+
 DATASETS = {
     "cifar10": DatasetSpec(lambda root, cache: load_cifar10(root), "image", "CIFAR-10, 50k + 10k 32x32 colour images",
                            (50_000, 10_000)),
@@ -324,6 +363,8 @@ DATASETS = {
                                  "Fashion-MNIST, 60k + 10k 28x28 clothes", (60_000, 10_000)),
     "imdb": DatasetSpec(load_imdb, "bow", "IMDB reviews, 25k + 25k, 10,000-word binary bag of words",
                         (25_000, 25_000)),
+    "airfoil": DatasetSpec(load_airfoil, "table", "NASA airfoil self-noise (D2L), 1,500 rows of 5 inputs and "
+                                                  "a target, standardised; evaluated on the same rows", (1500, 1500)),
 }
 
 
@@ -333,6 +374,7 @@ DATASETS = {
 class Inputs:
     """How a workload turns stored samples into model inputs, per batch, on the device:
     scale 'standardize' ((x - mean) / std per channel), 'unit' (x / 255, e.g. Bernoulli targets),
+    'signed' (x / 127.5 - 1: mean 0.5 and std 0.5 per channel, the PyTorch CIFAR-10 tutorial's),
     'zca' (ZCA whitening fitted on the training split), or 'none' (already model inputs)."""
     scale: str = "none"
     augment: bool = False            # random crop from a zero-padded image, and horizontal flip
@@ -347,6 +389,8 @@ class Inputs:
             x = (x.float() - self.mean) / self.std
         elif self.scale == "unit":
             x = x.float() / 255
+        elif self.scale == "signed":
+            x = x.float() / 127.5 - 1
         elif self.scale == "zca":
             x = ((x.flatten(1).float() / 255 - self.zca_mean) @ self.zca).view(x.shape)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x

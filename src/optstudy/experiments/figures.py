@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from optstudy.analysis.figures import FIGURES, draw
-from optstudy.core.cli import UserError
+from optstudy.core.cli import UserError, check_plain_name
 from optstudy.experiments.sweep import sweep
 
 
@@ -11,6 +11,10 @@ def make_figure(number, quick=False, epochs=None, grid_points=None, name=None, o
                 draw_only=False, png=None, train_args=()):
     """Train what figure `number` needs (unless draw_only), then draw it -> exit status."""
     figure = FIGURES[number]()
+    if name is not None:
+        check_plain_name("--name", name)
+    if png is not None and Path(png).is_dir():
+        raise UserError(f"--png {png}: is a folder; give the file to write (e.g. docs/figure{number}.png)")
     reduced = figure.quick if quick else {}
     epochs = epochs or reduced.get("epochs") or figure.epochs
     points = grid_points or reduced.get("grid_points")

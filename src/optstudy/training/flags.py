@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import model as models
 from optstudy.core import provenance
-from optstudy.core.cli import Parser, UserError, non_negative_float, positive_float, positive_int, seed_int
+from optstudy.core.cli import Parser, UserError, check_plain_name, non_negative_float, positive_float, positive_int, seed_int
 from optstudy.core.settings import ACTION_SETTINGS, SETTINGS, RunConfig
 from optstudy.data import datasets
 from optstudy.training import optimizers, workloads
@@ -54,9 +54,16 @@ def build_parser():
     p.add_argument("--dropout", help="where dropout goes, per model (default: the model's; adam-cnn: tutorial|paper|none)")
     p.add_argument("--dropout-rate", type=float, default=DROPOUT_RATE, help=f"dropout probability (default: {DROPOUT_RATE})")
     p.add_argument("--preprocess", choices=workloads.PREPROCESS, default="standardize",
-                   help="image inputs: per-channel standardisation, or ZCA whitening fitted on the training split (default: standardize)")
+                   help="image inputs: per-channel standardisation, ZCA whitening fitted on the training split, or signed: "
+                        "x/127.5 - 1, the PyTorch CIFAR-10 tutorial's mean 0.5 and std 0.5 (default: standardize)")
     p.add_argument("--zca-eps", type=positive_float, default=datasets.ZCA_EPS,
                    help=f"ZCA: added to the covariance eigenvalues, pixels in [0, 1] (default: {datasets.ZCA_EPS})")
+    add_execution_flags(p)
+    return p
+
+
+def add_execution_flags(p):
+    """How the run executes and what it records besides its epochs."""
     p.add_argument("--precision", choices=provenance.PRECISIONS, default="fp32",
                    help="bf16 = bf16 autocast; auto = bf16 only where it is fast (native bf16), else fp32 (default: fp32)")
     p.add_argument("--compile", choices=["off", "on", "cudagraphs"], default="off",
@@ -68,13 +75,21 @@ def build_parser():
                    help="runs trained together (a sweep's --batch-trials): Adam's or SGD's update by torch's fused "
                         "kernel, once per group of runs with the same settings, instead of torch's loop over each "
                         "run's parameter group (stacking.StackedStep); other optimizers are refused")
+    p.add_argument("--window-batches", type=positive_int,
+                   help="also record the training accuracy and mean loss of every N minibatches, counted across "
+                        "epochs (the PyTorch-tutorial posts' 1000; solo runs only)")
+    p.add_argument("--eval-every-examples", type=positive_int,
+                   help="also record the loss on the whole training set every M examples (D2L's 200; not counted "
+                        "in the epoch's seconds; solo runs only)")
+    p.add_argument("--time-steps", action="store_true",
+                   help="also record the seconds spent in optimizer.step() alone, per epoch (on a GPU each step "
+                        "then waits for the device)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice, one per physical core)")
     p.add_argument("--output-dir", default="outputs", help="parent folder of run records (default: outputs)")
     p.add_argument("--run-name", help="run folder name (default: <optimizer>_seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in its folder from its last complete epoch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
     p.add_argument("--quiet", action="store_true", help="no progress bars (they are off anyway when not on a terminal)")
-    return p
 
 
 def resolve(raw):
@@ -87,6 +102,8 @@ def resolve(raw):
                      lr_schedule=raw.lr_schedule or workload.lr_schedule, dataset=raw.dataset or workload.dataset,
                      dropout=raw.dropout or spec.dropouts[0], val_split=val_split)
     check_fits_workload(config, workload, spec)
+    if config.run_name is not None:
+        check_plain_name("--run-name", config.run_name)
     return config
 
 
@@ -103,8 +120,8 @@ def check_fits_workload(config, workload, spec):
                         f"{', '.join((workload.dataset, *workload.datasets, 'synthetic'))}")
     if config.data_dir is not None and not workload.image_folders:
         raise UserError(f"--data-dir: workload {config.workload} does not read image folders")
-    if config.preprocess == "zca" and workload.scale != "standardize":
-        raise UserError(f"--preprocess zca: workload {config.workload} has no standardised image inputs")
+    if config.preprocess != "standardize" and workload.scale != "standardize":
+        raise UserError(f"--preprocess {config.preprocess}: workload {config.workload} has no standardised image inputs")
 
 
 def parse(argv):

@@ -19,6 +19,7 @@ from optstudy.core.settings import RunConfig
 from optstudy.data import datasets
 from optstudy.records import store as records
 from optstudy.training import optimizers, stacking as batched, workloads
+from optstudy.training.probes import Probes
 
 # Steps between the host syncs that look for a NaN/inf loss. On the CPU a sync costs nothing; on
 # an accelerator it would stall the queue, so there the check waits for the end of the epoch.
@@ -88,6 +89,8 @@ class Run:
     models: list                 # each trial's own model (a stacked trial's parameters are views)
     resume_hint: bool = True     # on Ctrl-C, print the train.py command that resumes (a sweep prints its own)
     fast_step: object = None     # a stacking.StackedStep standing in for optimizer.step (--stacked-step)
+    resumable_checked: bool = False    # the first checkpoint with optimizer state was read back
+    probes: Probes = None        # what a write-up measures inside an epoch (probes.py), or None
 
     @property
     def args(self):
@@ -125,11 +128,7 @@ def train(run, device):
     """Epoch 0 (an evaluation of the untrained model), then every epoch, saving after each."""
     args = run.args
     optimizer = build_optimizer(run)
-    if run.stacked and args.stacked_step:
-        try:
-            run.fast_step = batched.StackedStep(optimizer, run.model)
-        except ValueError as err:
-            raise UserError(str(err)) from None
+    check_stacked_step(run, optimizer)
     schedule = workloads.make_schedule(args.lr_schedule, optimizer)
     for t in run.trials:
         t.generator = torch.Generator().manual_seed(t.args.seed)     # data order and augmentation
@@ -139,7 +138,10 @@ def train(run, device):
             t.metrics = records.new_metrics(steps, run.workload.has_accuracy, t.config["run_id"], run.data.val_y is not None)
     else:
         restore(run, optimizer, schedule, device)
-    step_model = compiled(run.model, args.compile)
+    if Probes.wanted(args):
+        data = run.data
+        run.probes = Probes(args, run.trials[0].metrics, len(data.train_y),
+                            lambda: evaluate(run, data.train_x, data.train_y)[0][0], device)
     for t in run.trials:
         if t.checkpoint is None:
             records.set_aside(t.run_dir)                 # --overwrite: the old record, whole, until epoch 0 is saved
@@ -149,16 +151,26 @@ def train(run, device):
         save(run, optimizer, schedule, device)
         for t in run.trials:
             records.discard_replaced(t.run_dir)          # the overwritten record, kept aside until now
+    try:
+        return train_epochs(run, optimizer, schedule, device)
+    except OptimizerFailed as err:
+        return failed(run, err)
+
+
+def train_epochs(run, optimizer, schedule, device):
+    """Every epoch after the last one saved; stops on a signal, or when every run has diverged."""
+    step_model = compiled(run.model, run.args.compile)
     stop = StopRequest()
     try:
-        for epoch in range(run.trials[0].metrics["epoch"][-1] + 1, args.epochs + 1):
+        for epoch in range(run.trials[0].metrics["epoch"][-1] + 1, run.args.epochs + 1):
             start = time.perf_counter()
             train_points = train_epoch(step_model, optimizer, run, epoch, stop)
             if stop.signum is not None:
                 return interrupted(run, stop.signum)
             if not run.live():
                 return EXIT_DIVERGED
-            record_epoch(run, epoch, evaluate_splits(run, train_points), elapsed(start, device), optimizer)
+            seconds = elapsed(start, device) - (run.probes.eval_seconds if run.probes else 0.0)   # training only
+            record_epoch(run, epoch, evaluate_splits(run, train_points), seconds, optimizer)
             schedule.step()
             save(run, optimizer, schedule, device)
         for _, t in run.live():
@@ -167,6 +179,48 @@ def train(run, device):
         return EXIT_OK
     finally:
         stop.restore()
+
+
+def check_stacked_step(run, optimizer):
+    """--stacked-step: the stacked update for runs trained together; refused, before anything is
+    written, for an optimizer it cannot update (also on a single run, where it would do nothing)."""
+    if not run.args.stacked_step:
+        return
+    why = batched.stacked_step_refusal(optimizer)
+    if why:
+        raise UserError(why)
+    if run.stacked:
+        run.fast_step = batched.StackedStep(optimizer, run.model)
+
+
+class OptimizerFailed(Exception):
+    """The optimizer's own code raised, or called sys.exit, in step(): its run fails."""
+
+
+def optimizer_step(stepper, stop):
+    """stepper.step(); whatever the optimizer's code raises or exits with is OptimizerFailed (a
+    second Ctrl-C, after the first asked to stop, stays an interrupt)."""
+    try:
+        stepper.step()
+    except KeyboardInterrupt:
+        if stop.signum is not None:
+            raise
+        raise OptimizerFailed("KeyboardInterrupt") from None
+    except UserError:
+        raise
+    except (Exception, SystemExit) as err:
+        raise OptimizerFailed(f"{type(err).__name__}: {err}") from None
+
+
+def failed(run, err):
+    """Each live run's record says 'failed' (its last complete epoch stays, to --resume once the
+    optimizer is mended); one line says why."""
+    for _, t in run.live():
+        t.metrics["status"] = "failed"
+        records.save_metrics(t.metrics, t.run_dir)
+    epoch = run.trials[0].metrics["epoch"][-1] + 1
+    raise UserError(f"optimizer {run.args.optimizer!r} failed in step() during epoch {epoch}: {err}; the record says "
+                    "failed, its last complete epoch is kept (--resume continues it)")
 
 
 def build_optimizer(run):
@@ -199,6 +253,9 @@ def train_epoch(model, optimizer, run, epoch, stop):
     steps = datasets.batches_per_epoch(n, run.settings.batch_size)
     device = run.data.train_y.device
     check_every = CPU_DIVERGENCE_CHECK_EVERY if device.type == "cpu" else steps
+    probes = run.probes
+    if probes:
+        probes.start_epoch(epoch)
     losses, outputs, labels = [], [], []
     for i, (x, y) in enumerate(tqdm(run.train_batches(), total=steps, desc="batches", disable=run.settings.quiet,
                                     leave=False)):
@@ -208,10 +265,15 @@ def train_epoch(model, optimizer, run, epoch, stop):
         stepper.zero_grad(set_to_none=True)
         (loss if loss.dim() == 0 else loss.sum()).backward()     # trials' losses are independent: one backward
         freeze_diverged(run)
-        stepper.step()
+        if probes:
+            probes.step(lambda: optimizer_step(stepper, stop))
+        else:
+            optimizer_step(stepper, stop)
         losses.append(loss.detach())
         outputs.append(out)
         labels.append(y)
+        if probes:
+            probes.after_step(model, len(y))
         if (i + 1) % check_every == 0 or i + 1 == steps:
             record_non_finite(run, losses, epoch, since=(i // check_every) * check_every)
             if not run.live():
@@ -226,6 +288,8 @@ def train_epoch(model, optimizer, run, epoch, stop):
     accuracies = run.accuracies(outputs, labels)
     for k, t in run.live():
         t.metrics["iter_loss"].extend(losses[:, k].tolist())
+    if probes:
+        probes.finish_epoch(losses[:, 0].tolist(), outputs, labels)
     return [(means[k], accuracies[k]) for k in range(len(run.trials))]
 
 
@@ -331,6 +395,21 @@ def save(run, optimizer, schedule, device):
                  "epoch": t.metrics["epoch"][-1], "metrics": t.metrics, "args": t.args.as_args(),
                  "rng": {**streams, "data": t.generator.get_state()}}
         records.save_checkpoint(t.run_dir, state, t.metrics)
+        if not run.resumable_checked and own_optimizer["state"]:
+            warn_if_unresumable(t.run_dir)
+    run.resumable_checked = run.resumable_checked or bool(optimizer_state["state"])
+
+
+def warn_if_unresumable(run_dir):
+    """The first checkpoint with optimizer state is read back as --resume reads it (tensors and
+    plain values only): an optimizer that keeps other objects in its state is said now, in one
+    line, not when a resume is refused."""
+    try:
+        torch.load(run_dir / records.CHECKPOINT, weights_only=True, map_location="cpu")
+    except Exception as err:
+        reason = str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
+        print(f"warning: {run_dir}: --resume could not read this run's checkpoint back ({reason}): its optimizer "
+              "keeps something other than tensors and plain values in its state; the run trains on", file=sys.stderr)
 
 
 def restore(run, optimizer, schedule, device):

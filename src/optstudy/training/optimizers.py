@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +184,7 @@ def import_file(path):
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as err:            # the user's file: any error it raises is theirs, told in one line
+    except (Exception, SystemExit, KeyboardInterrupt) as err:   # the user's file: whatever it raises, one line
         raise UserError(f"--optimizer: importing {path} failed: {type(err).__name__}: {err}") from None
     sys.modules[module_name] = module
     return module
@@ -192,7 +193,7 @@ def import_file(path):
 def import_module(path):
     try:
         return importlib.import_module(path)
-    except Exception as err:
+    except (Exception, SystemExit, KeyboardInterrupt) as err:
         raise UserError(f"--optimizer: importing {path} failed: {type(err).__name__}: {err}") from None
 
 
@@ -218,10 +219,15 @@ def accepts(cls):
     return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
+OPT_MAX_CHARS = 1000                     # one --opt KEY=VALUE; a longer one is a mistake, not a setting
+
+
 def parse_opts(items):
     """['betas=(0.9, 0.99)', 'foreach=False'] -> {'betas': (0.9, 0.99), 'foreach': False}."""
     out = {}
     for item in items or []:
+        if len(item) > OPT_MAX_CHARS:
+            raise UserError(f"--opt {item[:40]}...: {len(item)} characters; at most {OPT_MAX_CHARS}")
         key, sep, text = item.partition("=")
         if not sep or not key.isidentifier():
             raise UserError(f"--opt {item!r}: give KEY=VALUE, e.g. --opt \"betas=(0.9,0.99)\"")
@@ -233,10 +239,11 @@ def parse_opts(items):
     return out
 
 
-def resolve(name, overrides, opts=None):
-    """The hyperparameters for optimizer `name`: its defaults, updated by the flags the user gave
-    (overrides maps hyperparameter -> value, None meaning 'not given'), then by --opt KEY=VALUE,
-    which may set any constructor argument."""
+def resolve(name, overrides, opts=None, workload_defaults=None):
+    """The hyperparameters for optimizer `name`: its defaults, then the workload's (its weight
+    decay), then the flags the user gave (overrides maps hyperparameter -> value, None meaning 'not
+    given'), then --opt KEY=VALUE, which may set any constructor argument. What the user gives wins
+    over a default; a flag and an --opt entry that set one argument to two values are refused."""
     spec = lookup(name)
     given = {k: v for k, v in overrides.items() if v is not None}
     taken = accepts(spec.build)
@@ -251,20 +258,44 @@ def resolve(name, overrides, opts=None):
     if unknown:
         raise UserError(f"--opt {', '.join(unknown)}: {spec.build.__name__} takes no such argument "
                         f"(it takes: {', '.join(sorted(taken or ()))})")
-    hyper = dict(spec.defaults, **given, **opts)
-    if isinstance(hyper.get("betas"), (tuple, list)):
-        hyper["betas"] = tuple(hyper["betas"])
-        if not all(0 <= b < 1 for b in hyper["betas"]):
-            raise UserError(f"--betas must each be in [0, 1), got {hyper['betas']}")
+    clash = sorted(k for k in set(given) & set(opts) if given[k] != opts[k])
+    if clash:
+        raise UserError(f"--opt {clash[0]}={opts[clash[0]]!r} contradicts --{clash[0].replace('_', '-')} "
+                        f"{given[clash[0]]!r}; give it once")
+    hyper = {**spec.defaults, **(workload_defaults or {}), **given, **opts}
+    check_values(hyper)
     return hyper
+
+
+F32_MAX = 3.4028234663852886e38          # parameters are float32: a larger setting overflows in step()
+
+
+def check_values(hyper):
+    """Numbers a float32 step can use (finite, below float32's largest), and betas a tuple in [0, 1)."""
+    for key, value in hyper.items():
+        numbers = value if isinstance(value, (tuple, list)) else (value,)
+        for v in numbers:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and abs(v) < F32_MAX):
+                raise UserError(f"{key}={value!r}: give a finite number below {F32_MAX:.3g} (the parameters are float32)")
+    if "betas" in hyper and hyper["betas"] is not None:
+        betas = hyper["betas"]
+        if not (isinstance(betas, (tuple, list)) and betas and all(isinstance(b, (int, float)) for b in betas)):
+            raise UserError(f"betas={betas!r}: give a tuple of numbers, e.g. --betas 0.9 0.999 or --opt \"betas=(0.9,0.999)\"")
+        hyper["betas"] = tuple(betas)
+        if not all(0 <= b < 1 for b in betas):
+            raise UserError(f"--betas must each be in [0, 1), got {hyper['betas']}")
 
 
 def build(name, params, hyper):
     spec = lookup(name)
     try:
         return spec.build(params, **{**spec.fixed, **hyper})
+    except UserError:
+        raise
     except (ValueError, TypeError) as err:    # e.g. torch's "Invalid learning rate", a bad --opt value
         raise UserError(f"optimizer {name!r} refused its settings: {err}") from None
+    except (Exception, SystemExit) as err:    # anything else its constructor raises (the user's own code)
+        raise UserError(f"optimizer {name!r} refused its settings: {type(err).__name__}: {err}") from None
 
 
 def provenance(name):

@@ -14,13 +14,15 @@ from optstudy.records import store as records
 from optstudy.training import optimizers, stacking as batched, workloads
 from optstudy.core.settings import MEMBER_SETTINGS
 from optstudy.training.flags import DROPOUT_RATE, REPO, to_argv
+from optstudy.training.probes import Probes
 from optstudy.training.loop import Run, Settings, Trial, autocast, command_line, quiet, train
 
 
 def new_trial(config):
     """A run to train from its resolved RunConfig: its optimizer's settings and its folder."""
     workload = workloads.WORKLOADS[config.workload]
-    hyper = optimizers.resolve(config.optimizer, optimizer_overrides(config, workload), optimizers.parse_opts(config.opt))
+    hyper = optimizers.resolve(config.optimizer, optimizer_overrides(config), optimizers.parse_opts(config.opt),
+                               workload_defaults(config, workload))
     run_dir = Path(config.output_dir) / (config.run_name or f"{records.optimizer_folder(config.optimizer)}_seed{config.seed}")
     return Trial(config, hyper, run_dir)
 
@@ -81,6 +83,9 @@ def check_batch(runs):
             raise UserError(f"runs trained together must share {', '.join(differing)}")
         if not batched.stackable(workloads.WORKLOADS[first.workload].model):
             raise UserError(f"workload {first.workload} has no stacked model; train its runs one at a time")
+        if any(Probes.wanted(t.args) for t in runs):
+            raise UserError("--window-batches, --eval-every-examples and --time-steps measure solo runs; train "
+                            "these runs one at a time (--batch-trials 1)")
         if len({t.run_dir.resolve() for t in runs}) != len(runs):
             raise UserError("two runs of the batch share a run folder")
     return first
@@ -128,6 +133,7 @@ def resumable_checkpoint(run_dir, args):
         return None
     config = records.load_config(run_dir / records.CONFIG)
     checkpoint = records.load_checkpoint(run_dir, args.as_args())
+    check_same_run(run_dir, config, checkpoint)
     recorded, now = config["optimizer"].get("sha256"), optimizers.provenance(args.optimizer)["sha256"]
     if optimizers.is_external(args.optimizer) and recorded != now:
         raise UserError(f"cannot resume {run_dir}: the optimizer's source changed since the run started "
@@ -139,16 +145,32 @@ def resumable_checkpoint(run_dir, args):
     return checkpoint
 
 
+def check_same_run(run_dir, config, checkpoint):
+    """The folder's config.json and checkpoint.pt are one run's: the same run id, the same settings
+    (a config.json copied from another run, or edited, is refused: the record must say what ran)."""
+    ids = config.get("run_id"), (checkpoint.get("metrics") or {}).get("run_id")
+    if None not in ids and ids[0] != ids[1]:
+        raise UserError(f"cannot resume {run_dir}: its config.json and checkpoint.pt belong to different runs "
+                        f"(run ids {str(ids[0])[:8]} and {str(ids[1])[:8]}); start again with --overwrite")
+    recorded, saved = (records.identity(a, records.RESUMABLE) for a in (config["args"], checkpoint["args"]))
+    if recorded != saved:
+        raise UserError(f"cannot resume {run_dir}: its config.json says other settings than its checkpoint was made "
+                        f"with ({records.differences(saved, recorded)}): was it edited or copied? Restore it, or "
+                        "start again with --overwrite")
 
 
-
-def optimizer_overrides(args, workload):
-    """The hyperparameter flags as given, with the workload's weight decay where the user gave none."""
-    weight_decay = args.weight_decay
-    if weight_decay is None and "weight_decay" in optimizers.lookup(args.optimizer).defaults:
-        weight_decay = workload.weight_decay          # a user optimizer without weight_decay gets none
-    return dict(lr=args.lr, weight_decay=weight_decay, betas=args.betas, eps=args.eps,
+def optimizer_overrides(args):
+    """The hyperparameter flags as given (None: not given)."""
+    return dict(lr=args.lr, weight_decay=args.weight_decay, betas=args.betas, eps=args.eps,
                 bias_correction=False if args.no_bias_correction else None)
+
+
+def workload_defaults(args, workload):
+    """The workload's weight decay, for an optimizer that has one (a user optimizer without a
+    weight_decay argument gets none); the flags and --opt override it."""
+    if workload.weight_decay is not None and "weight_decay" in optimizers.lookup(args.optimizer).defaults:
+        return {"weight_decay": workload.weight_decay}
+    return {}
 
 
 def load_data(workload, device, dataset=None, data_dir=None, data_root=REPO / "input" / "data", limit_train=None,
@@ -157,7 +179,7 @@ def load_data(workload, device, dataset=None, data_dir=None, data_root=REPO / "i
     data = datasets.load(dataset or workload.dataset, data_dir, data_root, limit_train, limit_val,
                          synthetic=workload.synthetic, val_split=val_split)
     data = data.to(device)
-    scale = "zca" if preprocess == "zca" else workload.scale
+    scale = preprocess if preprocess in ("zca", "signed") else workload.scale
     inputs = datasets.make_inputs(data, scale, workload.augment, channels_last and is_conv(workload), zca_eps)
     return datasets.prepare(data, inputs)
 

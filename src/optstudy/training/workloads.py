@@ -18,7 +18,7 @@ from optstudy.data import datasets
 from optstudy.training import stacking
 
 LR_SCHEDULES = ("constant", "inv-sqrt")
-PREPROCESS = ("standardize", "zca")
+PREPROCESS = ("standardize", "zca", "signed")   # signed: the PyTorch CIFAR-10 tutorial's mean 0.5, std 0.5
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Workload:
     dataset: str                 # default dataset (a data.DATASETS name)
     model: str                   # a model.MODELS name
     synthetic: object            # () -> data.Data: the offline stand-in of the same shape
-    objective: str = "classify"  # classify: cross-entropy and accuracy; elbo: negative ELBO in nats
+    objective: str = "classify"  # classify: cross-entropy and accuracy; elbo: negative ELBO in nats; regress: (y^ - y)^2 / 2
     scale: str = "standardize"   # how samples become inputs (data.Inputs.scale)
     augment: bool = False        # random crop (padding 4) and horizontal flip
     batch_size: int = 128
@@ -72,6 +72,11 @@ WORKLOADS = {
         "the PyTorch CIFAR-10 tutorial's CNN (conv 6-16, FC 120-84-10), no augmentation",
         "the net of the classic Adam-vs-SGD posts", "cifar10", "tutorial-cnn", CIFAR, target=("val_acc", 60.0),
         image_folders=True),
+    "airfoil-linreg": Workload(
+        "linear regression on D2L's airfoil self-noise data, squared loss / 2, minibatches of 10",
+        "D2L's optimisation chapter (Adam from scratch)", "airfoil", "linreg", datasets.make_synthetic_airfoil,
+        objective="regress", scale="none", batch_size=10, epochs=2, target=("val_loss", 0.25), weight_decay=0.0,
+        eval_batch_size=1500),
     "cifar10-resnet18": Workload(
         "CIFAR ResNet-18 (3x3 stem, no max-pool), crop and flip, weight decay 5e-4",
         "beyond the paper", "cifar10", "resnet18", CIFAR, augment=True, target=("val_acc", 90.0),
@@ -120,7 +125,12 @@ def accuracy(outputs, labels):
     return 100.0 * (predicted == torch.cat(labels)).sum().item() / len(predicted)
 
 
-OBJECTIVES = {"classify": classify, "elbo": negative_elbo}
+def half_squared_error(model, x, y):
+    """(mean of (y^ - y)^2 / 2 over the minibatch, None): D2L's squared_loss, averaged."""
+    return ((model(x).float() - y) ** 2 / 2).mean(), None
+
+
+OBJECTIVES = {"classify": classify, "elbo": negative_elbo, "regress": half_squared_error}
 
 
 # ---------------------------------------------------------------- learning-rate schedules
