@@ -15,7 +15,7 @@ from pathlib import Path
 
 from optstudy.analysis.export import read_csv, tidy_rows, write_latex, write_tidy_csv
 from optstudy.core.cli import Parser, UserError, run_main
-from optstudy.records.store import TRUST_PICKLES_HELP, ensure_writable
+from optstudy.records.store import TRUST_PICKLES_HELP, check_file_target
 
 
 def build_parser():
@@ -31,16 +31,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if not args.csv and not args.latex:
         raise UserError("give --csv PATH, --latex PATH or both")
+    for flag, path in (("--csv", args.csv), ("--latex", args.latex)):
+        if path:
+            check_file_target(path, flag)        # a folder there, or no way to write: refused before any work
     if args.csv:
         rows = tidy_rows(args.paths, args.trust_pickles)
-        ensure_writable(Path(args.csv).resolve().parent, "--csv")
         write_tidy_csv(rows, Path(args.csv))
         print(f"{args.csv}: {len(rows)} rows (run x epoch)")
     if args.latex:
         results = Path(args.paths[0]) / "results.csv"
         if not results.is_file():
             raise UserError(f"{args.paths[0]}: no results.csv (run python src/report.py {args.paths[0]} first)")
-        ensure_writable(Path(args.latex).resolve().parent, "--latex")
         write_latex(read_csv(results), Path(args.latex))
         print(f"{args.latex}: the results table of {args.paths[0]}")
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from optstudy.analysis.page import find_browser, screenshot
 from optstudy.core.cli import Parser, UserError, positive_int, run_main
-from optstudy.records.store import ensure_writable
+from optstudy.records.store import check_file_target
 
 
 def main(argv=None):
@@ -29,7 +29,7 @@ def main(argv=None):
     browser = find_browser()
     if browser is None:
         raise UserError("no Chromium found (Debian: apt install chromium)")
-    ensure_writable(Path(args.screenshot).resolve().parent, "--screenshot")
+    check_file_target(args.screenshot, "--screenshot")
     errors = screenshot(browser, args.html, args.screenshot, args.width, args.height)
     if errors:
         raise UserError(f"the page logged {len(errors)} console error(s), the first: {errors[0]}")

@@ -68,6 +68,9 @@ def test_records_from_before_the_split_read_their_validation_as_test(tmp_path):
 
 def fake_record(directory, val_acc, test_acc):
     directory.mkdir(parents=True)
+    # a record is its config.json and metrics together: the sweep's picks read both (store.load_run)
+    records.save_json({"run_id": None, "args": {"seed": 0}, "optimizer": {"name": "adam", "hyperparameters": {}}},
+                      directory / records.CONFIG)
     records.save_metrics({"epoch": [0, 1], "train_loss": [2.0, 1.0], "val_loss": [2.0, 1.0], "val_acc": val_acc,
                           "test_loss": [2.0, 1.0], "test_acc": test_acc, "iter_loss": [], "status": "complete",
                           "run_id": None}, directory)

@@ -38,15 +38,32 @@ def write_tidy_csv(rows, path):
 
 
 def write_csv(path, header, rows):
+    """A CSV a spreadsheet opens safely: a text cell that a spreadsheet would take for a formula
+    (=, +, -, @, a tab or a carriage return first, as an optimizer named =1+2.py:Lion) is written
+    with a single quote before it (OWASP's advice), as is one that starts with a quote, so that
+    read_csv gives back the text as it was. Numbers stay numbers, negative ones included."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(f)
+        writer.writerow([cell(h) for h in header])
+        writer.writerows([cell(row.get(h, "")) for h in header] for row in rows)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def cell(value):
+    """A value as a CSV cell: text that could start a formula quoted with a leading ', a number as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def read_csv(path):
+    """The rows write_csv wrote, each text cell as it was before it was quoted."""
+    uncell = lambda v: v[1:] if isinstance(v, str) and v.startswith("'") else v
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return [{uncell(k): uncell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def write_latex(rows, path, caption=None):

@@ -209,7 +209,15 @@ def draw_band(ax, epochs, mean, low, high, label, color, linestyle="-"):
 
 
 def band_label(label, runs):
-    return label if len(runs) == 1 else f"{label} (mean, min-max of {len(runs)} seeds)"
+    """A curve's legend entry, as plain text (plain())."""
+    return plain(label if len(runs) == 1 else f"{label} (mean, min-max of {len(runs)} seeds)")
+
+
+def plain(text):
+    """Text a user chose (an optimizer's name, a setting) as matplotlib draws it literally: every $
+    escaped, so that '$x^$' is four characters, not a formula that fails to parse when the figure
+    is saved, after the work. Every label and title that holds such text goes through here."""
+    return str(text).replace("$", "\\$")
 
 
 def mark_divergence(ax, runs, key, color, x="epoch"):

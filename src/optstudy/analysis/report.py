@@ -27,7 +27,9 @@ def report(sweep_dirs, study_dir=None, baselines=None, html=None, target=None, s
     if len(sweep_dirs) > 1 and target is not None:
         raise UserError("--target is one sweep's; across sweeps each is read against its workload's target")
     if html:
-        records.ensure_writable(Path(html).resolve().parent, "--html")
+        records.check_file_target(html, "--html")                 # a folder there: refused before the work
+    if len(sweep_dirs) > 1:
+        records.ensure_writable(Path(study_dir), "--study-dir")   # a file there: refused before the work
     sections = [s for sweep_dir in sweep_dirs for s in report_sweep(sweep_dir, target, smooth, trust_pickles, baselines)]
     if len(sweep_dirs) > 1:
         sections = report_study(sweep_dirs, Path(study_dir), trust_pickles, win_weighting) + sections
@@ -40,10 +42,11 @@ def report(sweep_dirs, study_dir=None, baselines=None, html=None, target=None, s
 def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=None):
     """One sweep's tables, verdicts and figures, into its folder -> its sections of the HTML page.
     Comparable baselines' picks join the table and the curves, marked (baseline); verdicts and
-    tuning curves stay the sweep's own."""
+    tuning curves stay the sweep's own. Only finished runs (complete at the plan's length, or
+    diverged) make a value; each row says how many of its planned runs it rests on."""
     plan = load_plan(sweep_dir)
     records.ensure_writable(sweep_dir)
-    runs = collect(sweep_dir, plan, trust_pickles)
+    runs = finished_only(collect(sweep_dir, plan, trust_pickles), plan, sweep_dir)
     best = {opt: [r.metrics for r in at_picks(runs, plan) if r.optimizer == opt] for opt in plan["optimizers"]}
     best = {opt: ms for opt, ms in best.items() if ms}
     if not best:
@@ -67,6 +70,19 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=N
     export.write_tidy_csv(export.tidy_rows([sweep_dir], trust_pickles), sweep_dir / "runs.csv")
     print((sweep_dir / "results.md").read_text())
     return sweep_sections(sweep_dir, plan, rows, verdicts, target, runs)
+
+
+def finished_only(runs, plan, where):
+    """The finished runs, with a line on those left out (interrupted, failed, or of another length
+    than planned: averaged in, they would pass a part-trained model off as a final result)."""
+    kept = meaning.finished(runs, plan)
+    left = [r for r in runs if meaning.state(r.metrics, plan["epochs"]) != "finished"]
+    if left:
+        words = "; ".join(f"{r.optimizer} {meaning.setting_words(r.setting)} seed {r.seed} "
+                          f"{meaning.state(r.metrics, plan['epochs'])}" for r in left[:3])
+        print(f"note: {where}: {len(left)} unfinished run(s) left out of every value, verdict and figure ({words}"
+              f"{'; ...' if len(left) > 3 else ''})")
+    return kept
 
 
 def sweep_sections(sweep_dir, plan, rows, verdicts, target, runs):
@@ -103,8 +119,8 @@ def baseline_picks(folder, sweep_dir, runs):
     reference, found = config(sweep_dir, runs[0]), []
     for where in sweeps:
         plan = load_plan(where)
-        kept, notes = meaning.comparable([(r, config(where, r), r.metrics) for r in at_picks(collect(where, plan), plan)],
-                                           reference)
+        picked = at_picks(meaning.finished(collect(where, plan), plan), plan)
+        kept, notes = meaning.comparable([(r, config(where, r), r.metrics) for r in picked], reference)
         for note in notes:
             print(f"note: {where}: {note}")
         found += [(r.optimizer, plan, metrics) for r, _, metrics in kept]
@@ -158,6 +174,8 @@ def epochs_to_target(metrics, target):
 
 
 def table_row(opt, plan, runs, target):
+    """One optimizer's row from its pick's finished runs (diverged ones among them: counted, and
+    left out of the final values), saying how many of the plan's runs at the pick it rests on."""
     finished = [m for m in runs if m["status"] != "diverged"]
     reached = [e for e in (epochs_to_target(m, target) for m in finished) if e is not None]
     seconds = [s for m in runs for s in m["seconds"][1:]]
@@ -174,7 +192,8 @@ def table_row(opt, plan, runs, target):
             "epochs_to_target": (f"{statistics.mean(reached):.3g} ({len(reached)}/{len(finished)} seeds)"
                                  if reached else f"not reached (0/{len(finished)})"),
             "median_s_per_epoch": f"{statistics.median(seconds):.3g}" if seconds else "n/a",
-            "seeds": len(runs), "diverged": len(runs) - len(finished)}
+            "seeds": len(runs), "diverged": len(runs) - len(finished),
+            "runs": f"{len(runs)} of {len(plan['seeds'])} finished"}
 
 
 # What the verdicts compare: (metric, words, higher is better, unit), where the runs have it.
@@ -214,11 +233,19 @@ def write_tables(rows, plan, sweep_dir, target, verdicts=()):
              f"{selection_words(plan)}; weight decay {plan['weight_decay']} for every optimizer"
              f"{' unless searched' if plan.get('trials') else ''}; {plan['epochs']} epochs; "
              f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+             "Only finished runs make a value (complete at the plan's epochs, or diverged); `runs` says how many "
+             "of the pick's planned runs there are.", "",
+             md_row(header), "|" + "---|" * len(header)]
+    lines += [md_row(r[h] for h in header) for r in rows]
     if verdicts:
         lines += ["", f"## Verdicts: paired differences at the picks ({stats_words(plan)})", "", *verdicts]
     records.atomic_write(sweep_dir / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
+def md_row(cells):
+    """A Markdown table row; a | or a line break in a cell (an optimizer's name) cannot split it."""
+    return "| " + " | ".join(str(c).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+                             for c in cells) + " |"
 
 
 def selection_words(plan):
@@ -266,7 +293,7 @@ def plot_tuning_curves(runs, plan, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     for opt, curve in tuning_curves(runs, plan).items():
         c = plot.color(opt)
-        label = opt + (f" ({curve.diverged}/{curve.n} trials diverged)" if curve.diverged else "")
+        label = plot.plain(opt) + (f" ({curve.diverged}/{curve.n} trials diverged)" if curve.diverged else "")
         ax.plot(curve.ks, curve.mean, color=c, label=label)
         for k, m, p in zip(curve.ks, curve.mean, curve.p_diverged):
             ax.plot(k, m, "o", color=c, markerfacecolor="none" if p > 0 else c)
@@ -295,11 +322,11 @@ def plot_sensitivity(runs, plan, path):
         points = sorted(((r.setting["lr"], r.metrics) for r in first_seed(runs, plan, opt)), key=lambda p: p[0])
         ok = [(lr, m[key][-1] if key == "train_loss" else max(m[key])) for lr, m in points if m["status"] != "diverged"]
         if ok:
-            ax.plot(*zip(*ok), marker="o", linestyle=line, color=plot.color(opt), label=opt)
+            ax.plot(*zip(*ok), marker="o", linestyle=line, color=plot.color(opt), label=plot.plain(opt))
         bad = [lr for lr, m in points if m["status"] == "diverged"]
         if bad:
             ax.plot(bad, [1.0] * len(bad), "x", markersize=10, color=plot.color(opt),
-                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{opt} diverged")
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{plot.plain(opt)} diverged")
     ax.set_xscale("log")
     if key == "train_loss":
         ax.set_yscale("log")   # a rate just short of diverging can end at a loss of 1e13
@@ -319,8 +346,8 @@ def plot_figure3(groups, path, window):
             losses = np.array([m["iter_loss"][:n] for m in runs], dtype=float).mean(0)
             w = min(window, n)
             left.plot(np.arange(w, n + 1) / runs[0]["iters_per_epoch"], plot.moving_average(losses, w),
-                      color=plot.color(opt), label=opt)
-        plot.draw_band(right, *plot.stack(runs, "train_loss"), label=opt, color=plot.color(opt))
+                      color=plot.color(opt), label=plot.plain(opt))
+        plot.draw_band(right, *plot.stack(runs, "train_loss"), label=plot.plain(opt), color=plot.color(opt))
     left.set(title="first 3 epochs (per iteration, moving average)", xlabel="epoch", ylabel="training cost")
     right.set(title="all epochs", xlabel="epoch", ylabel="training cost", yscale="log")
     for ax in (left, right):
@@ -351,7 +378,6 @@ def report_study(sweep_dirs, study_dir, trust_pickles=False, win_weighting="pair
     ratios = {unit: stats.performance_ratios(times[unit]) for unit in UNITS}
     for row in rows:
         row.update({opt: time_words(times, ratios, row["workload"], opt) for opt in names})
-    study_dir.mkdir(parents=True, exist_ok=True)
     records.ensure_writable(study_dir, "--study-dir")
     scores = {unit: {opt: (stats.algoperf_score(ratios[unit], opt), stats.exact_profile_area(ratios[unit], opt))
                      for opt in names} for unit in UNITS}
@@ -399,7 +425,7 @@ def score_words(scores):
 def study_row(sweep_dir, trust_pickles=False):
     """({workload, sweep, target, seeds}, {unit: {optimizer: median time to target over the pick's seeds}})."""
     plan = load_plan(sweep_dir)
-    picked = at_picks(collect(sweep_dir, plan, trust_pickles), plan)
+    picked = at_picks(meaning.finished(collect(sweep_dir, plan, trust_pickles), plan), plan)
     if not picked:
         raise UserError(f"{sweep_dir}: no finished runs at a chosen setting yet")
     target = on_recorded_split(workload_target(sweep_dir, plan, None), [r.metrics for r in picked])
@@ -429,7 +455,7 @@ def final_scores(sweep_dir, trust_pickles=False):
     at the last epoch (not the best over epochs): -val_acc, or train_loss; inf for a diverged run."""
     plan = load_plan(sweep_dir)
     scores = {}
-    for r in at_picks(collect(sweep_dir, plan, trust_pickles), plan):
+    for r in at_picks(meaning.finished(collect(sweep_dir, plan, trust_pickles), plan), plan):
         if r.metrics["status"] in ("complete", "diverged"):
             scores.setdefault(r.optimizer, {})[r.seed] = meaning.final_value(r.metrics, plan["select"])
     return scores
@@ -452,11 +478,11 @@ def write_study_tables(rows, names, scores, wins, weighting, study_dir):
     header = study_header(names)
     records.atomic_write(study_dir / "study.csv", lambda tmp: export.write_csv(tmp, header, rows))
     lines = ["# Study across workloads", "", STUDY_WORDS, "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-             *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows), "",
+             md_row(header), "|" + "---|" * len(header),
+             *(md_row(r[h] for h in header) for r in rows), "",
              score_words(scores), "", win_rate_words(weighting), "",
-             "| | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1),
-             *(f"| {a} | " + " | ".join(win_words(wins, a, b) for b in names) + " |" for a in names)]
+             md_row(["", *names]), "|" + "---|" * (len(names) + 1),
+             *(md_row([a, *(win_words(wins, a, b) for b in names)]) for a in names)]
     records.atomic_write(study_dir / "study.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
@@ -473,7 +499,8 @@ def plot_win_rates(wins, names, weighting, path):
         for j, b in enumerate(names):
             if i != j and wins.get((a, b), (0, 0))[1]:
                 ax.text(j, i, f"{matrix[i, j]:.0%}\n(n={wins[(a, b)][1]})", ha="center", va="center", fontsize=9)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=list(map(plot.plain, names)),
+           yticklabels=list(map(plot.plain, names)),
            xlabel="against", ylabel="optimizer",
            title=f"win rate at the last epoch, {'per (workload, seed)' if weighting == 'pair' else 'per workload'}")
     fig.colorbar(image, ax=ax, fraction=0.046)
@@ -487,7 +514,7 @@ def plot_profiles(ratios, names, path):
     for ax, unit in zip(axes, UNITS):
         for i, opt in enumerate(names):      # styles and widths differ: equal profiles stay visible
             ax.step(taus, stats.performance_profile(ratios[unit], opt, taus), where="post", color=plot.color(opt),
-                    label=opt, linestyle=("-", "--", ":", "-.")[i % 4], linewidth=3.0 - 0.6 * (i % 4))
+                    label=plot.plain(opt), linestyle=("-", "--", ":", "-.")[i % 4], linewidth=3.0 - 0.6 * (i % 4))
         ax.set(xlabel=f"tau: {unit} to target relative to the best optimizer on the workload",
                title=f"over {unit}" + (" (AlgoPerf's definition)" if unit == "seconds" else " (a variant)"), ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)

@@ -35,6 +35,7 @@ SCALES = ("log", "linear", "log1m")
 BUILT_IN = ("lr", "momentum", "eps", "weight_decay")
 # --space auto: the dimensions worth a budget of fewer than N trials (the learning rate alone for small ones).
 AUTO = ((10, ("lr",)), (25, ("lr", "momentum")), (50, ("lr", "momentum", "eps")), (math.inf, BUILT_IN))
+MAX_SETTINGS = 10_000            # settings one optimizer's stage 1 may plan (--trials, or a grid's rates)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,12 @@ def load_file(path):
         else:
             raw = json.loads(file.read_text())
     except (ValueError, UnicodeDecodeError) as err:     # json and tomllib errors are ValueErrors
-        raise UserError(f"--space {path}: not valid {file.suffix[1:].upper()}: {err}") from None
+        raise UserError(f"--space {path}: not valid {file.suffix[1:].upper()}: {str(err)[:200]}") from None
+    except RecursionError:                              # [[[[...]]]] nested thousands deep
+        raise UserError(f"--space {path}: nested too deeply to be a space "
+                        "({optimizer: {hyperparameter: {low, high, scale}}})") from None
+    except OSError as err:
+        raise UserError(f"--space {path}: cannot read it ({err.strerror or err})") from None
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise UserError(f"--space {path}: give {{optimizer: {{hyperparameter: {{low, high, scale}}}}}}")
     return {opt: {name: file_dim(path, name, d) for name, d in dims.items()} for opt, dims in raw.items()}
@@ -147,12 +153,15 @@ def concrete_name(dim, base):
 def sample(space, n, seed):
     """n settings {name: value} from a scrambled Sobol sequence: the same (space, n, seed), the same
     settings. Duplicates after rounding are dropped (only possible for tiny ranges)."""
+    if not 0 < n <= MAX_SETTINGS:
+        raise UserError(f"--trials {n}: give 1 to {MAX_SETTINGS:,} settings per optimizer")
     names = list(space)
     points = torch.quasirandom.SobolEngine(len(names), scramble=True, seed=seed).draw(n, dtype=torch.float64)
-    settings = []
+    settings, seen = [], set()
     for u in points.tolist():
         setting = {name: space[name].value(x) for name, x in zip(names, u)}
-        if setting not in settings:
+        if tuple(setting.values()) not in seen:
+            seen.add(tuple(setting.values()))
             settings.append(setting)
     return settings
 

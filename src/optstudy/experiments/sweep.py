@@ -2,27 +2,34 @@
 more seeds), its runs trained (one at a time, in parallel, or stacked), the picks by the selection
 rule (records/meaning.py) and the report. sweep.py's docstring is the user's guide.
 """
+import contextlib
 import datetime
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import joblib
 import numpy as np
 import torch
+import tqdm
 
 from optstudy.analysis import report
 from optstudy.core import provenance
 from optstudy.core.settings import SWEPT_SETTINGS
-from optstudy.core.cli import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float, positive_int
+from optstudy.core.cli import (EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float,
+                               positive_int, seed_int)
 from optstudy.experiments import space
 from optstudy.records import meaning, store as records
 from optstudy.training import flags, optimizers, setup, stacking as trials, workloads
 
 VAL_SPLIT = 0.1                  # held out of the training set by default: picks never see the test split
+MAX_SETTINGS = space.MAX_SETTINGS  # what one optimizer's stage 1 may plan (a grid's rates, or --trials)
+DASK_TIMEOUT = "5s"              # an unreachable scheduler is one line after this, not two tracebacks after 30 s
 
 
 def build_parser():
@@ -30,16 +37,18 @@ def build_parser():
     p.add_argument("--name", required=True, help="sweep folder name under --output-dir")
     p.add_argument("--optimizers", nargs="+", default=["adam", "sgd"], help="optimizers to compare (default: adam sgd)")
     p.add_argument("--lrs", default="1e-4:1e-1:7",
-                   help="LO:HI:N for N log-spaced rates, or a comma list; with --trials and a built-in "
-                        "space, its lowest and highest rate bound the search (default: 1e-4:1e-1:7)")
+                   help=f"LO:HI:N for N log-spaced rates, or a comma list (at most {MAX_SETTINGS:,} rates); with "
+                        "--trials and a built-in space, its lowest and highest rate bound the search (default: 1e-4:1e-1:7)")
     p.add_argument("--trials", type=positive_int,
-                   help="quasi-random search: N settings per optimizer drawn from --space instead of the --lrs grid")
+                   help="quasi-random search: N settings per optimizer drawn from --space instead of the --lrs grid "
+                        f"(at most {MAX_SETTINGS:,})")
     p.add_argument("--space", default="auto",
                    help="with --trials: a comma list of lr,momentum,eps,weight_decay, a .json or .toml file "
                         "(src/optstudy/experiments/space.py), or auto: lr under 10 trials, +momentum under 25, +eps under 50, "
                         "then +weight_decay (default: auto)")
-    p.add_argument("--sampler-seed", type=int, default=0, help="seed of the Sobol sampler of --trials (default: 0)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+    p.add_argument("--sampler-seed", type=seed_int, default=0,
+                   help="seed of the Sobol sampler of --trials, in [0, 2**63) (default: 0)")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2],
                    help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
     p.add_argument("--epochs", type=positive_int, help="epochs of every run (default: the workload's, 45 for cifar10-cnn)")
     p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
@@ -80,6 +89,7 @@ def run_sweep(argv):
     sweep_dir = Path(args.output_dir) / args.name
     plan = make_plan(args, train_args, base, argv)    # validated before anything is written
     check_planned_runs(plan, args, base)
+    check_stacked_step(args, base)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plan = merge_with_saved(plan, sweep_dir)
     stage1 = [(opt, setting, args.seeds[0]) for opt, settings in meaning.planned_settings(plan).items() for setting in settings]
@@ -116,6 +126,10 @@ def check_args(args, train_args):
     the RunConfig of the flags passed through to every run (unresolved: the sweep sets its axes)."""
     if args.name in ("", ".", "..") or Path(args.name).name != args.name:
         raise UserError(f"--name {args.name!r}: give a plain folder name (no '/', not empty, not '.' or '..')")
+    records.check_folder_target(args.output_dir, "--output-dir")      # a file there: refused before any work
+    records.check_folder_target(Path(args.output_dir) / args.name, "--name")
+    if args.trials and args.trials > MAX_SETTINGS:
+        raise UserError(f"--trials {args.trials}: at most {MAX_SETTINGS:,} settings per optimizer are planned")
     if args.target is not None and not math.isfinite(args.target):
         raise UserError(f"--target {args.target}: give a finite number")
     owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEPT_SETTINGS)
@@ -125,6 +139,9 @@ def check_args(args, train_args):
         raise UserError("--space needs --trials N (without it the sweep is the --lrs grid)")
     if args.backend == "dask" and not args.scheduler:
         raise UserError("--backend dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    if args.backend == "dask":
+        with dask_client(args.scheduler):            # unreachable: one line now, before anything is written
+            pass
     if len(set(args.seeds)) != len(args.seeds):
         raise UserError("--seeds must not repeat")
     for opt in args.optimizers:
@@ -179,10 +196,8 @@ def batch_sizes(args, base):
     for opt in args.optimizers:
         sizes[opt] = args.batch_trials
         if args.batch_trials > 1:
-            params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
-            try:
-                built = optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, base))
-            except UserError:
+            built = batched_optimizer(opt, args, base)
+            if built is None:
                 print(f"{opt} takes no parameter group per trial; its runs train one at a time")
                 sizes[opt] = 1
                 continue
@@ -190,6 +205,28 @@ def batch_sizes(args, base):
                 print(f"{opt}: --stacked-step would update its batched runs by torch's fused kernel, once per "
                       "setting, faster (their numbers then are those of --opt fused=True)")
     return sizes
+
+
+def batched_optimizer(opt, args, base):
+    """The optimizer as a batch builds it (a parameter group per trial), or None where it takes no groups."""
+    params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
+    try:
+        return optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, base))
+    except UserError:
+        return None
+
+
+def check_stacked_step(args, base):
+    """--stacked-step with batched runs: every optimizer of the sweep must have the stacked update,
+    refused in one line naming the one that has not, before the first run trains (not: adam trains,
+    then adagrad is refused)."""
+    if not base.stacked_step or args.batch_trials < 2:
+        return
+    for opt in args.optimizers:
+        built = batched_optimizer(opt, args, base)
+        why = trials.stacked_step_refusal(built) if built is not None else None
+        if why:
+            raise UserError(f"optimizer {opt}: {why}; nothing was trained")
 
 
 def check_planned_runs(plan, args, base):
@@ -232,12 +269,16 @@ def parse_lrs(text, search=False):
     try:
         if ":" in text:
             lo, hi, n = text.split(":") if not (search and text.count(":") == 1) else [*text.split(":"), 2]
+            if not 0 < int(n) <= MAX_SETTINGS:
+                raise UserError(f"--lrs {text!r}: N is {n}; give 1 to {MAX_SETTINGS:,} rates")
             with np.errstate(all="ignore"):     # log10(0) is -inf: refused below with the reason
                 values = np.logspace(np.log10(float(lo)), np.log10(float(hi)), int(n))
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise UserError(f"--lrs {text!r}: use LO:HI:N (e.g. 1e-4:1e-1:7) or a comma list (e.g. 1e-3,1e-2)") from None
+        raise UserError(f"--lrs {text[:60]!r}: use LO:HI:N (e.g. 1e-4:1e-1:7) or a comma list (e.g. 1e-3,1e-2)") from None
+    if len(values) > MAX_SETTINGS:
+        raise UserError(f"--lrs: {len(values):,} rates; give at most {MAX_SETTINGS:,}")
     if len(values) == 0 or not all(math.isfinite(v) and v > 0 for v in values):
         raise UserError(f"--lrs {text!r}: learning rates must be positive and finite")
     return sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
@@ -285,9 +326,9 @@ def passed_arguments(base):
 
 def merge_with_saved(plan, sweep_dir):
     """The same sweep may be re-run (to finish it); a different plan in the same folder may not."""
-    path = sweep_dir / "sweep.json"
-    if path.exists():
-        saved = records.load_json(path)
+    path = sweep_dir / meaning.PLAN
+    if path.exists() or path.is_symlink():
+        saved = meaning.load_plan(sweep_dir, rerun=True)      # its shape checked: one line, not a KeyError
         differing = sorted(k for k in set(saved) | set(plan) if k not in meaning.PLAN_BOOKKEEPING
                            and plan_value(saved, k) != plan_value(plan, k))
         if differing:
@@ -315,26 +356,53 @@ def now():
 
 def run_all(jobs, args, base, sweep_dir, command):
     """Run what is not finished: one after another (stopping at the first interrupted or failed run),
-    or spread over processes or a Dask cluster by joblib; K trials at a time where they batch."""
+    or spread over processes or a Dask cluster by joblib; K trials at a time where they batch. A
+    planned folder whose record does not read back is refused, never trained over."""
     threads = base.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     todo = [(opt, replace(run_config(opt, setting, seed, args, base), quiet=True, threads=threads),
              str(records.sweep_run_dir(sweep_dir, opt, setting, seed))) for opt, setting, seed in jobs]
     todo = [(opt, config, d) for opt, config, d in todo if meaning.run_state(Path(d), args.epochs, args.trust_pickles) != "finished"]
+    check_records([Path(d) for _, _, d in todo], sweep_dir, args.trust_pickles, command)
     tasks = batches(todo, batch_sizes(args, base))
     try:
         if args.backend == "local" and args.jobs == 1:
             outcomes = []
             for task in tasks:
                 outcomes.append(run_task(task))
-                stop_on(outcomes[-1], task[0][0], sweep_dir, command)
+                if outcomes[-1][0] in (EXIT_SIGINT, EXIT_SIGTERM) or outcomes[-1][1] is not None:
+                    break                       # stop_on below stops the sweep, saying why
         else:
             outcomes = parallel(tasks, args)
     except KeyboardInterrupt:
         outcomes = [(EXIT_SIGINT, None)]
+    except Stopped as stop:                     # a signal while workers trained: they are stopped (parallel())
+        outcomes = [(stop.args[0], None)]
+    kept = lambda: kept_words(jobs, sweep_dir, args)
     for outcome, task in zip(outcomes, tasks):
-        stop_on(outcome, task[0][0], sweep_dir, command)
+        stop_on(outcome, task[0][0], sweep_dir, command, kept)
     print(f"{len(jobs)} run(s): {len(jobs) - len(todo)} already finished, {len(todo)} trained"
           + (f" in {len(tasks)} batch(es)" if len(tasks) < len(todo) else ""))
+
+
+def check_records(directories, sweep_dir, trust_pickles, command):
+    """Every planned run folder still to train holds no record, or one that reads back (an interrupted
+    run to resume); a record of another run, or one that is damaged, is refused in one line before
+    anything trains: the sweep never trains over what it cannot read (it may be someone's data)."""
+    bad = [(d, why) for d in directories for why in [records.record_problem(d, trust_pickles)] if why]
+    if bad:
+        first = bad[0][1].rstrip(".")
+        raise UserError(f"{len(bad)} planned run folder(s) hold a record that does not read back (the first: {first}); "
+                        f"the sweep trains over no such record: move {'it' if len(bad) == 1 else 'them'} out of "
+                        f"{sweep_dir} (or mend it), then continue with: {command}")
+
+
+def kept_words(jobs, sweep_dir, args):
+    """What a stopped sweep kept, for its one line."""
+    done = sum(meaning.run_state(records.sweep_run_dir(sweep_dir, *job), args.epochs, args.trust_pickles) == "finished"
+               for job in jobs)
+    after = ("its futures are cancelled: nothing more starts on the cluster (a run already running there finishes)"
+             if args.backend == "dask" else "no run trains on")
+    return f"{done} of the stage's {len(jobs)} planned run(s) finished, every other run's last complete epoch kept; {after}"
 
 
 def batches(todo, sizes):
@@ -347,31 +415,96 @@ def batches(todo, sizes):
 
 
 def progress(directory):
-    """The epoch a run continues from: its checkpoint's, or -1 for a run to start."""
+    """The epoch a run continues from: its checkpoint's, or -1 for a run to start (read as every
+    reader reads a record: config.json and metrics of one run)."""
     if not (directory / records.CHECKPOINT).exists():
         return -1
     try:
-        return records.load_metrics(directory)["epoch"][-1]
+        return records.load_run(directory)[1]["epoch"][-1]
     except (UserError, IndexError):
         return -1
 
 
+SIGNALS = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}
+
+
+@contextlib.contextmanager
+def stopped_by_signals():
+    """While workers train: SIGINT or SIGTERM to the sweep raises Stopped(130 or 143) in its main
+    thread, inside joblib, which then aborts (its loky workers and their children are killed: none
+    trains on, orphaned, holding a run's lock). A second signal acts at once (the previous handler)."""
+    if threading.current_thread() is not threading.main_thread():     # signals can only be set there
+        yield
+        return
+    previous = {}
+
+    def stop(signum, frame):
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        raise Stopped(SIGNALS[signum])
+    previous.update({s: signal.signal(s, stop) for s in SIGNALS})
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def parallel(tasks, args):
-    if args.backend == "dask":
+    """The tasks over local processes (loky) or a Dask cluster. Stopped by a signal: the local workers
+    are killed by joblib's abort; on Dask, every future of the sweep is cancelled (a task already
+    running on a Dask worker cannot be interrupted and finishes its epoch's work there)."""
+    calls = (joblib.delayed(worker_task)(task) for task in tasks)
+    with stopped_by_signals():
+        if args.backend != "dask":
+            return joblib.Parallel(n_jobs=args.jobs)(calls)
+        with dask_client(args.scheduler) as client, joblib.parallel_backend("dask", client=client):
+            try:
+                return joblib.Parallel(n_jobs=-1)(calls)
+            except BaseException:
+                cancel_futures(client)
+                raise
+
+
+def dask_client(address):
+    """A client of the Dask scheduler at address, or one line saying why not, within DASK_TIMEOUT."""
+    try:
         from dask.distributed import Client      # optional: only this backend needs Dask
-        with Client(args.scheduler), joblib.parallel_backend("dask"):
-            return joblib.Parallel(n_jobs=-1)(joblib.delayed(run_task)(task) for task in tasks)
-    return joblib.Parallel(n_jobs=args.jobs)(joblib.delayed(run_task)(task) for task in tasks)
+    except ImportError:
+        raise UserError("--backend dask needs dask.distributed (pip install 'dask[distributed]')") from None
+    try:
+        return Client(address, timeout=DASK_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise UserError(f"--scheduler {address}: cannot reach a Dask scheduler there within {DASK_TIMEOUT} "
+                        f"({reason})") from None
 
 
-def stop_on(outcome, directory, sweep_dir, command):
-    """Interrupted: stop the whole sweep, saying how to continue it. Failed: one line naming the run."""
+def cancel_futures(client):
+    """Cancel every future this sweep's client holds: nothing more of it starts on the cluster."""
+    from dask.distributed import Future           # optional: only this backend needs Dask
+    with contextlib.suppress(Exception):          # stopping: a cluster gone already has nothing to cancel
+        client.cancel([Future(key, client) for key in list(client.futures)], force=True)
+
+
+def stop_on(outcome, directory, sweep_dir, command, kept=lambda: "every finished epoch kept"):
+    """Interrupted: stop the whole sweep, saying in one line what it kept and how to continue it.
+    Failed: one line naming the run."""
     code, message = outcome
     if code in (EXIT_SIGINT, EXIT_SIGTERM):
-        print(f"\nsweep interrupted; every finished epoch is saved. Continue with:\n  {command}", file=sys.stderr)
+        print(f"sweep stopped ({'SIGINT' if code == EXIT_SIGINT else 'SIGTERM'}, exit {code}): {kept()}; "
+              f"continue with: {command}", file=sys.stderr)
         raise Stopped(code)
     if message is not None:
         raise UserError(f"{Path(directory).relative_to(sweep_dir)}: {message}")
+
+
+def worker_task(task):
+    """run_task in a worker process or thread of a parallel sweep. tqdm's console lock there is a
+    thread lock: its default, a multiprocessing semaphore, would be reported leaked (lines on the
+    sweep's stderr) by the resource tracker when a stopped sweep has its workers killed."""
+    tqdm.tqdm.set_lock(threading.RLock())
+    return run_task(task)
 
 
 def run_task(task):
@@ -394,7 +527,7 @@ def pick_best(stage1, sweep_dir, select, trust_pickles=False):
     """{optimizer: the setting with the best final metric on the first seed, None if all diverged}."""
     best = {}
     for opt, setting, seed in stage1:
-        metrics = records.load_metrics(records.sweep_run_dir(sweep_dir, opt, setting, seed), trust_pickles)
+        metrics = records.load_run(records.sweep_run_dir(sweep_dir, opt, setting, seed), trust_pickles)[1]
         score = meaning.final_metric(metrics, select)
         if score < best.get(opt, (float("inf"), None))[0]:
             best[opt] = (score, setting)

@@ -24,10 +24,52 @@ PLAN_BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best"}
 
 # ---------------------------------------------------------------- a sweep's plan and its picks
 
-def load_plan(sweep_dir):
-    if not (Path(sweep_dir) / PLAN).is_file():
+def load_plan(sweep_dir, rerun=False):
+    """A sweep's plan (sweep.json), its shape checked here, once: one line naming the file and what
+    is wrong. The sweep's re-run also needs its bookkeeping (when it was created)."""
+    path = Path(sweep_dir) / PLAN
+    if not path.is_file():
         raise UserError(f"{sweep_dir}: no {PLAN} here (not a sweep folder made by src/sweep.py)")
-    return store.load_json(Path(sweep_dir) / PLAN)
+    plan = store.load_json(path)
+    wrong = plan_problem(plan, rerun)
+    if wrong:
+        raise UserError(f"{path}: {wrong} (not a plan as src/sweep.py writes it; restore it, or use another --name)")
+    return plan
+
+
+def plan_problem(plan, rerun=False):
+    """What is wrong with a plan's shape, in words, or None."""
+    if not isinstance(plan, dict):
+        return f"it is a JSON {type(plan).__name__}, not an object"
+    required = ("name", "optimizers", "seeds", "epochs", "select", "weight_decay", "command", *(("created",) if rerun else ()))
+    missing = [key for key in required if key not in plan]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    checks = {"name": isinstance(plan["name"], str), "command": isinstance(plan["command"], str),
+              "created": isinstance(plan.get("created", ""), str),
+              "optimizers": is_list_of(plan["optimizers"], str) and len(set(plan["optimizers"])) == len(plan["optimizers"]),
+              "seeds": is_list_of(plan["seeds"], int) and len(set(plan["seeds"])) == len(plan["seeds"]),
+              "epochs": isinstance(plan["epochs"], int) and not isinstance(plan["epochs"], bool) and plan["epochs"] > 0,
+              "select": plan["select"] in ("train_loss", "val_acc"), "weight_decay": store.is_number(plan["weight_decay"])}
+    wrong = [key for key, ok in checks.items() if not ok]
+    if wrong:
+        return f"its {', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not what a plan holds"
+    if "settings" in plan:
+        settings = plan["settings"]
+        if not (isinstance(settings, dict) and set(settings) == set(plan["optimizers"])
+                and all(is_list_of(v, dict) for v in settings.values())):
+            return "its settings are not {optimizer: [setting]} for its optimizers"
+    elif not (is_list_of(plan.get("lrs"), (int, float)) and all(v > 0 for v in plan["lrs"])):
+        return "it has neither settings nor a list of positive lrs"
+    best = plan.get("best")
+    if best is not None and not (isinstance(best, dict) and all(v is None or isinstance(v, dict) for v in best.values())):
+        return "its best is not {optimizer: setting or null}"
+    return None
+
+
+def is_list_of(value, kind):
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(v, kind) and not isinstance(v, bool) for v in value))
 
 
 def planned_settings(plan):
@@ -59,11 +101,17 @@ def final_value(metrics, select):
 
 
 def run_state(directory, epochs, trust_pickles=False):
-    """'finished' (complete at the planned length, or diverged), else what is wrong with the run."""
+    """'finished' (complete at the planned length, or diverged), else what is wrong with the run.
+    It reads the run as every reader does (store.load_run: config.json and the metrics, one run)."""
     try:
-        metrics = store.load_metrics(directory, trust_pickles)
+        metrics = store.load_run(directory, trust_pickles)[1]
     except UserError:
         return "has no readable record"
+    return state(metrics, epochs)
+
+
+def state(metrics, epochs):
+    """run_state of a record already read: 'finished', or what it is instead."""
     if metrics["status"] == "diverged":
         return "finished"
     if metrics["status"] != "complete":
@@ -71,6 +119,12 @@ def run_state(directory, epochs, trust_pickles=False):
     if metrics["epoch"][-1] != epochs:
         return f"has {metrics['epoch'][-1]} epochs, the plan {epochs}"
     return "finished"
+
+
+def finished(runs, plan):
+    """The Records of the runs finished at the plan's length (complete, or diverged): the only runs
+    a final value, a verdict, a curve or an epochs-to-target is made of."""
+    return [r for r in runs if state(r.metrics, plan["epochs"]) == "finished"]
 
 
 def collect(sweep_dir, plan, trust_pickles=False):

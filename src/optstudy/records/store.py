@@ -8,11 +8,13 @@ checkpoint.pt (everything needed to resume). A run id in config.json and in the 
 together. One process at a time holds a run directory (an OS lock on its .lock file). Analysis
 scripts import this module, never training code.
 """
+import errno
 import json
 import os
 import platform
 import re
 import shutil
+import stat
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,16 +97,18 @@ def upgrade(metrics):
 @contextmanager
 def held(run_dir):
     """Hold run_dir for this process: an flock on its .lock file, which the OS releases when the
-    process ends (a SIGKILL leaves no stale lock). A second writer gets one line naming the holder."""
+    process ends (a SIGKILL leaves no stale lock). A second writer gets one line naming the holder.
+    The lock is opened without following a symlink (O_NOFOLLOW) and must be a regular file: a
+    planted link never makes a run truncate and write into the file it points to."""
     import fcntl
     ensure_writable(run_dir)
-    handle = open(Path(run_dir) / LOCK, "a+")
+    handle = open_lock(Path(run_dir) / LOCK)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "pid unknown"
+            holder = handle.read(200).strip() or "pid unknown"
             raise UserError(f"{run_dir} is in use by another process ({holder}); wait for it, or use another "
                             "--run-name") from None
         handle.seek(0)
@@ -114,6 +118,27 @@ def held(run_dir):
         yield
     finally:
         handle.close()
+
+
+def open_lock(path):
+    """The lock file, opened for reading and writing (created if absent), refused in one line where
+    it is a symlink, a folder or anything but a regular file."""
+    refuse = lambda what: UserError(f"{path} is {what}, not the run's lock file; remove it (nothing of the run "
+                                    "is in it) and start again")
+    if path.is_symlink():
+        raise refuse("a symlink")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except IsADirectoryError:
+        raise refuse("a folder") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:           # it became a symlink after the check above
+            raise refuse("a symlink") from None
+        raise UserError(f"cannot open {path} ({err.strerror or err})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise refuse("not a regular file")
+    return os.fdopen(fd, "r+")
 
 
 def prepare_run_dir(run_dir, resume, overwrite):
@@ -171,15 +196,37 @@ def discard_replaced(run_dir):
 
 def ensure_writable(folder, flag=None):
     """Create folder if needed and check that a file can be written there: before the work, so that
-    no result is lost to an output error after it."""
+    no result is lost to an output error after it. An existing file in its place is refused."""
+    where = f"{flag} {folder}" if flag else str(folder)
+    check_folder_target(folder, flag)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         probe = Path(folder) / f".write-test{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        where = f"{flag} {folder}" if flag else str(folder)
         raise UserError(f"cannot write to {where} ({err.strerror or err})") from None
+
+
+def check_folder_target(folder, flag=None):
+    """A folder to be written (made if absent): refused in one line, creating nothing, where it or a
+    folder above it is an existing file."""
+    where = f"{flag} {folder}" if flag else str(folder)
+    for path in (Path(folder), *Path(folder).parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():
+            what = "it is a file" if path == Path(folder) else f"{path} is a file"
+            raise UserError(f"cannot write to {where}: {what}, not a folder; give a folder")
+
+
+def check_file_target(path, flag=None):
+    """A file to be written: refused in one line, before the work, where it is an existing folder
+    or its folder cannot be written."""
+    where = f"{flag} {path}" if flag else str(path)
+    if Path(path).is_dir():
+        raise UserError(f"{where} is a folder; give the path of a file to write")
+    ensure_writable(Path(path).resolve().parent, flag)
 
 
 def load_checkpoint(run_dir, args):
@@ -262,13 +309,17 @@ def has_metrics(run_dir):
 
 
 def load_metrics(run_dir, trust_pickles=False):
-    """The per-epoch metrics from metrics.json; from metrics.pkl only if the user trusts its source."""
+    """The per-epoch metrics from metrics.json; from metrics.pkl only if the user trusts its source.
+    Their shape is checked here, once: a reader gets a record it can use, or one line naming the
+    file and what is wrong with it."""
     run_dir = Path(run_dir)
     if (run_dir / METRICS_JSON).is_file():
-        metrics = load_json(run_dir / METRICS_JSON)
+        path = run_dir / METRICS_JSON
+        metrics = load_json(path)
     elif (run_dir / METRICS).is_file() and trust_pickles:
+        path = run_dir / METRICS
         try:
-            metrics = joblib.load(run_dir / METRICS)
+            metrics = joblib.load(path)
         except Exception as err:  # joblib raises many kinds on a damaged pickle
             raise UserError(f"{run_dir / METRICS} is corrupt ({err.__class__.__name__}); re-run or delete that run") from None
     elif (run_dir / METRICS).is_file():
@@ -278,25 +329,106 @@ def load_metrics(run_dir, trust_pickles=False):
         raise UserError(f"{run_dir / METRICS_JSON} is missing: is {run_dir} a run directory?")
     if not isinstance(metrics, dict) or "epoch" not in metrics:
         raise UserError(f"{run_dir}: its metrics are not a record of this repository")
-    return upgrade(metrics)
+    metrics = upgrade(metrics)
+    wrong = metrics_problem(metrics)
+    if wrong:
+        raise UserError(f"{path}: {wrong} (not a run's metrics as train.py writes them; re-run that run or move it away)")
+    return metrics
+
+
+STATUSES = ("running", "complete", "interrupted", "diverged", "failed")
+# The lists with one value per epoch (epoch 0 = before training); a record has each of them but
+# the val_* (only with a validation split) and the *_acc (only where the workload has accuracy).
+PER_EPOCH = ("epoch", *(f"{s}_{k}" for s in SPLITS for k in ("loss", "acc")), "seconds", "lr")
+PER_EPOCH_REQUIRED = ("epoch", "train_loss")        # records older than the other lists have these
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metrics_problem(metrics):
+    """What is wrong with a metrics dict's shape, in words, or None."""
+    if metrics.get("status") not in STATUSES:
+        return (f"its status is {metrics.get('status')!r}, not one of {', '.join(STATUSES)}" if "status" in metrics
+                else "it has no status")
+    for key in PER_EPOCH:
+        value = metrics.get(key)
+        if key not in metrics:
+            if key in PER_EPOCH_REQUIRED:
+                return f"it has no {key}"
+            continue
+        if not isinstance(value, list) or not value:
+            return f"its {key} is {'empty' if value == [] else 'not a list'} (one value per epoch)"
+        if not all(map(is_number, value)):
+            return f"its {key} holds {next(type(v).__name__ for v in value if not is_number(v))} values, not numbers"
+        if len(value) != len(metrics["epoch"]):
+            return f"its {key} has {len(value)} values for {len(metrics['epoch'])} epochs"
+    if not all(isinstance(e, int) for e in metrics["epoch"]) or metrics["epoch"] != sorted(set(metrics["epoch"])):
+        return "its epoch list is not whole epochs in increasing order"
+    if not isinstance(metrics.get("iter_loss", []), list) or not all(map(is_number, metrics.get("iter_loss", []))):
+        return "its iter_loss is not a list of numbers"
+    if "iters_per_epoch" in metrics and not (is_number(metrics["iters_per_epoch"]) and metrics["iters_per_epoch"] >= 0):
+        return "its iters_per_epoch is not a number"
+    if metrics.get("run_id") is not None and not isinstance(metrics["run_id"], str):
+        return f"its run_id is {metrics['run_id']!r:.40}, not a string"
+    return None
 
 
 def load_config(path):
+    """A run's config.json, its shape checked: a JSON object with the run's args (their seed), the
+    optimizer (its name and hyperparameters) and, where there is one, a run id that is a string."""
     config = load_json(path)
     if not isinstance(config, dict) or not isinstance(config.get("args"), dict):
         raise UserError(f"{path} is not a run's config (a JSON object with the run's args)")
+    wrong = config_problem(config)
+    if wrong:
+        raise UserError(f"{path}: {wrong} (not a run's config as train.py writes it; re-run that run or move it away)")
     return config
 
 
+def config_problem(config):
+    optimizer = config.get("optimizer")
+    if not isinstance(optimizer, dict):
+        return "it has no optimizer" if "optimizer" not in config else "its optimizer is not an object"
+    if not isinstance(optimizer.get("name"), str) or not isinstance(optimizer.get("hyperparameters"), dict):
+        return "its optimizer has no name or no hyperparameters"
+    seed = config["args"].get("seed")
+    if "seed" not in config["args"]:
+        return "its args have no seed"
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return f"its args.seed is {seed!r}, not a whole number"
+    if config.get("run_id") is not None and not isinstance(config["run_id"], str):
+        return f"its run_id is {config['run_id']!r:.40}, not a string"
+    return None
+
+
 def load_run(run_dir, trust_pickles=False):
-    """(config, metrics) of one run directory, or a UserError that names the bad file. Files of two
-    different runs (their run ids differ) are refused, never drawn together."""
+    """(config, metrics) of one run directory, or a UserError that names the bad file: the one
+    loader of every reader (plot, report, export, baselines, the sweep's picks and progress). Files
+    of two different runs (their run ids differ, or only one of them has one) are refused, never
+    drawn together."""
     config, metrics = load_config(Path(run_dir) / CONFIG), load_metrics(run_dir, trust_pickles)
     ids = config.get("run_id"), metrics.get("run_id")
-    if None not in ids and ids[0] != ids[1]:
-        raise UserError(f"{run_dir}: config.json and the metrics belong to different runs (run ids {ids[0][:8]} "
-                        f"and {ids[1][:8]}); re-run it with --overwrite")
+    if ids[0] != ids[1]:
+        words = lambda i: "none" if i is None else i[:8]
+        raise UserError(f"{run_dir}: config.json and the metrics belong to different runs (run ids {words(ids[0])} "
+                        f"and {words(ids[1])}); re-run it with --overwrite, or move it away")
     return config, metrics
+
+
+def record_problem(run_dir, trust_pickles=False):
+    """Why the record in a run folder does not read back (the loader's one line), or None where it
+    does or where the folder holds no record yet (nothing, or a config.json before the first epoch)."""
+    run_dir = Path(run_dir)
+    try:
+        if has_metrics(run_dir):
+            load_run(run_dir, trust_pickles)
+        elif (run_dir / CONFIG).exists():
+            load_config(run_dir / CONFIG)
+    except UserError as err:
+        return str(err)
+    return None
 
 
 def find_runs(paths):
