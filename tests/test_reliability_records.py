@@ -184,6 +184,33 @@ def test_the_sweep_never_picks_or_continues_from_another_runs_metrics(trained, t
         sweeping.pick_best([("adam", {"lr": 0.01}, 0), ("adam", {"lr": 0.1}, 0)], copy, "train_loss")
 
 
+def test_a_refused_re_run_keeps_the_saved_picks_and_every_record(trained, tmp_path):
+    sweep_dir, argv = trained
+    copy = tmp_path / "s"
+    shutil.copytree(sweep_dir, copy)
+    another_runs_metrics(copy)
+    before = snapshot(copy)
+    assert_one_line_error(run_in_process("sweep.py", *argv, "--output-dir", tmp_path), "different runs",
+                          "move it out of", "continue with")
+    saved = json.loads((copy / meaning.PLAN).read_text())
+    assert saved["best"] == json.loads(before[copy / meaning.PLAN])["best"] and saved["best"]["adam"]["lr"] in (0.01, 0.1)
+    assert {p: b for p, b in snapshot(copy).items() if p.name != meaning.PLAN} == {
+        p: b for p, b in before.items() if p.name != meaning.PLAN}
+
+
+def test_a_run_killed_between_its_checkpoint_and_its_metrics_json_is_resumed_not_refused(trained, tmp_path):
+    """save_checkpoint writes checkpoint.pt, metrics.pkl, then metrics.json: a SIGKILL between them
+    leaves a record the checkpoint holds whole; the sweep resumes it (and refuses only what it cannot read)."""
+    sweep_dir, argv = trained
+    copy = tmp_path / "s"
+    shutil.copytree(sweep_dir, copy)
+    run = store.sweep_run_dir(copy, "adam", {"lr": 0.01}, 0)
+    (run / store.METRICS_JSON).unlink()
+    assert store.record_problem(run) is None and meaning.run_state(run, 1) == "has no readable record"
+    assert run_in_process("sweep.py", *argv, "--output-dir", tmp_path).returncode == 0
+    assert meaning.run_state(run, 1) == "finished"
+
+
 # ---------------------------------------------------------------- 4. only finished runs make a value
 
 def test_the_report_averages_finished_runs_only_and_says_how_many(tmp_path, monkeypatch, capsys):

@@ -325,7 +325,8 @@ def passed_arguments(base):
 
 
 def merge_with_saved(plan, sweep_dir):
-    """The same sweep may be re-run (to finish it); a different plan in the same folder may not."""
+    """The same sweep may be re-run (to finish it); a different plan in the same folder may not. The
+    saved picks stay until stage 1 picks again: a re-run that is refused or stopped loses none."""
     path = sweep_dir / meaning.PLAN
     if path.exists() or path.is_symlink():
         saved = meaning.load_plan(sweep_dir, rerun=True)      # its shape checked: one line, not a KeyError
@@ -334,7 +335,7 @@ def merge_with_saved(plan, sweep_dir):
         if differing:
             raise UserError(f"{sweep_dir} holds a sweep with other settings ({', '.join(differing)}); "
                             "use another --name")
-        plan["created"] = saved["created"]
+        plan.update({key: saved[key] for key in ("created", "best", "best_lr") if key in saved})
     else:
         plan["created"] = now()
     plan["updated"] = now()

@@ -419,10 +419,12 @@ def load_run(run_dir, trust_pickles=False):
 
 def record_problem(run_dir, trust_pickles=False):
     """Why the record in a run folder does not read back (the loader's one line), or None where it
-    does or where the folder holds no record yet (nothing, or a config.json before the first epoch)."""
+    does or where there is nothing to lose: no record yet (nothing, or a config.json before the first
+    epoch), or a checkpoint whose metrics.json was not written yet (a process killed between the two
+    writes: the checkpoint holds the metrics, and --resume reads only it)."""
     run_dir = Path(run_dir)
     try:
-        if has_metrics(run_dir):
+        if (run_dir / METRICS_JSON).exists() or (has_metrics(run_dir) and not (run_dir / CHECKPOINT).is_file()):
             load_run(run_dir, trust_pickles)
         elif (run_dir / CONFIG).exists():
             load_config(run_dir / CONFIG)
