@@ -38,7 +38,7 @@ def check_figure(number, folder, epochs, rates=2):
 def test_epoch_figures_quick_on_synthetic_data(tmp_path, number):
     assert make_figure(number, tmp_path, "--epochs", "1") == 0
     table = check_figure(number, tmp_path / f"fig{number}-quick", epochs=1)
-    assert "1 epochs per run (the paper: " in table and "would take about" in table
+    assert "1 epochs (cut from the paper's " in table and "would take about" in table
 
 
 @pytest.mark.slow          # six CNN runs: 40 s on the AVX2 CPU

@@ -69,6 +69,10 @@ def seed_int(text):
     return _checked(int, text, lambda v: 0 <= v < 2 ** 63, "a seed in [0, 2**63)")
 
 
+def non_negative_int(text):
+    return _checked(int, text, lambda v: v >= 0, "a whole number >= 0")
+
+
 def positive_float(text):
     return _checked(float, text, lambda v: 0 < v < math.inf, "a positive number")
 

@@ -8,24 +8,33 @@ from optstudy.experiments.sweep import sweep
 
 
 def make_figure(number, quick=False, epochs=None, grid_points=None, name=None, output_dir="outputs/figures", jobs=1,
-                draw_only=False, png=None, train_args=()):
-    """Train what figure `number` needs (unless draw_only), then draw it -> exit status."""
+                draw_only=False, png=None, train_args=(), seeds=None, widen=None):
+    """Train what figure `number` needs (unless draw_only), then draw it -> exit status. epochs cuts
+    every panel to that length (default: each panel's paper length); seeds: how many seeds the picks
+    run with (default: the figure's, 1 with quick); widen: --widen of every sweep (default: 3, 0 with
+    quick)."""
     figure = FIGURES[number]()
     if name is not None:
         check_plain_name("--name", name)
     if png is not None and Path(png).is_dir():
         raise UserError(f"--png {png}: is a folder; give the file to write (e.g. docs/figure{number}.png)")
     reduced = figure.quick if quick else {}
-    epochs = epochs or reduced.get("epochs") or figure.epochs
+    cut = epochs or reduced.get("epochs")
     points = grid_points or reduced.get("grid_points")
+    seeds = seeds or (1 if quick else figure.seeds)
+    widen = (0 if quick else WIDEN) if widen is None else widen
     train_args = [*quick_args(reduced, list(train_args)), *train_args]
     folder = Path(output_dir) / (name or f"fig{figure.number}{'-quick' if quick else ''}")
     if not draw_only:
         for s in figure.sweeps:
-            code = run_one_sweep(s, folder, epochs, points, jobs, train_args)
+            code = run_one_sweep(s, folder, figure.length(s, cut), points, jobs, train_args, seeds, widen)
             if code:
                 return code
-    return draw(figure, folder, epochs, png)
+    return draw(figure, folder, cut, png)
+
+
+WIDEN = 3        # rates a figure's sweep may add beyond each end of its grid (sweep.py --widen)
+
 
 def quick_args(quick, train_args):
     """--quick's train flags, less those the user set himself."""
@@ -36,12 +45,12 @@ def quick_args(quick, train_args):
             out += [flag, value]
     return out
 
-def run_one_sweep(s, folder, epochs, points, jobs, train_args):
+def run_one_sweep(s, folder, epochs, points, jobs, train_args, seeds, widen):
     argv = ["--name", s.name, "--output-dir", str(folder), "--optimizers", s.optimizer, "--lrs", s.grid.spec(points),
-            "--seeds", "0", "--epochs", str(epochs), "--jobs", str(jobs), "--no-report", "--val-split", "0",
-            "--workload", s.workload, *s.args, *train_args]
-    print(f"== {folder.name}/{s.name}: {s.optimizer} on {s.workload}, lr {s.grid.spec(points)}, {epochs} epochs",
-          flush=True)
+            "--seeds", *map(str, range(seeds)), "--widen", str(widen), "--epochs", str(epochs), "--jobs", str(jobs),
+            "--no-report", "--val-split", "0", "--workload", s.workload, *s.args, *train_args]
+    print(f"== {folder.name}/{s.name}: {s.optimizer} on {s.workload}, lr {s.grid.spec(points)} (--widen {widen}), "
+          f"{epochs} epochs, {seeds} seed{'s' if seeds > 1 else ''}", flush=True)
     try:
         return sweep(argv)
     except UserError as err:

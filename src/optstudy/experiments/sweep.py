@@ -22,7 +22,7 @@ from optstudy.analysis import report
 from optstudy.core import provenance
 from optstudy.core.settings import SWEPT_SETTINGS
 from optstudy.core.cli import (EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, UserError, non_negative_float,
-                               positive_int, seed_int)
+                               non_negative_int, positive_int, seed_int)
 from optstudy.experiments import space
 from optstudy.records import meaning, store as records
 from optstudy.training import flags, optimizers, setup, stacking as trials, workloads
@@ -51,6 +51,10 @@ def build_parser():
     p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1, 2],
                    help="the first picks the rate, the rest re-run the pick (default: 0 1 2)")
     p.add_argument("--epochs", type=positive_int, help="epochs of every run (default: the workload's, 45 for cifar10-cnn)")
+    p.add_argument("--widen", type=non_negative_int, default=0,
+                   help="while an optimizer's pick is the lowest or highest rate of its --lrs grid, try the next rate "
+                        "beyond it (the grid's log step), at most N more per side; a pick still at an end is said to be "
+                        "at the grid's edge (default: 0)")
     p.add_argument("--select", choices=["train_loss", "val_acc"], default="train_loss",
                    help="final train loss (the paper's choice) or best validation accuracy (default: train_loss)")
     p.add_argument("--val-split", type=non_negative_float, default=VAL_SPLIT,
@@ -94,7 +98,7 @@ def run_sweep(argv):
     plan = merge_with_saved(plan, sweep_dir)
     stage1 = [(opt, setting, args.seeds[0]) for opt, settings in meaning.planned_settings(plan).items() for setting in settings]
     run_stage(stage1, args, base, sweep_dir, plan)
-    plan["best"] = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
+    plan["best"] = widen_picks(stage1, args, base, sweep_dir, plan)
     plan["best_lr"] = {opt: setting and setting["lr"] for opt, setting in plan["best"].items()}
     records.save_json(plan, sweep_dir / "sweep.json")
     stage2 = [(opt, setting, seed) for opt, setting in plan["best"].items() if setting for seed in args.seeds[1:]]
@@ -102,6 +106,41 @@ def run_sweep(argv):
     if args.no_report:
         return 0
     return report.report([sweep_dir], target=args.target, trust_pickles=args.trust_pickles)
+
+
+def widen_picks(stage1, args, base, sweep_dir, plan):
+    """The picks on the first seed; with --widen N, while a pick is its grid's lowest or highest rate,
+    the next rate beyond that end is trained and the pick made again (at most N rates per side and
+    optimizer, kept in the plan's "widened"). A rate beyond that diverges ends the widening there."""
+    picks = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
+    plan.setdefault("widened", {})
+    while True:
+        new = {opt: rate for opt, setting in picks.items() if setting
+               for rate in [rate_beyond(stage1, opt, setting["lr"], plan, args.widen)] if rate}
+        if not new:
+            return picks
+        for opt, rate in new.items():
+            print(f"{opt}: the pick {picks[opt]['lr']:g} is an end of its grid; --widen tries {rate:g}")
+            plan["widened"].setdefault(opt, []).append(rate)
+        records.save_json(plan, sweep_dir / meaning.PLAN)
+        jobs = [(opt, {"lr": rate}, args.seeds[0]) for opt, rate in new.items()]
+        run_stage(jobs, args, base, sweep_dir, plan)
+        stage1 = [*stage1, *jobs]
+        picks = pick_best(stage1, sweep_dir, args.select, args.trust_pickles)
+
+
+def rate_beyond(stage1, opt, pick, plan, bound):
+    """The rate one grid step past the end `pick` sits at, or None: the pick is interior, the grid
+    has a single rate, or `bound` rates were already added on that side."""
+    rates = sorted(setting["lr"] for o, setting, _ in stage1 if o == opt)
+    if len(rates) < 2 or pick not in (rates[0], rates[-1]):
+        return None
+    low = pick == rates[0]
+    added = [r for r in plan["widened"].get(opt, []) if (r < min(plan["lrs"])) == low]
+    if len(added) >= bound:
+        return None
+    step = rates[1] / rates[0] if low else rates[-1] / rates[-2]
+    return float(f"{pick / step if low else pick * step:.3g}")    # 3 significant digits, as parse_lrs
 
 
 class Stopped(Exception):
@@ -135,6 +174,8 @@ def check_args(args, train_args):
     owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEPT_SETTINGS)
     if owned:
         raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
+    if args.widen and args.trials:
+        raise UserError("--widen extends a --lrs grid; a --trials search draws its settings inside --space's bounds")
     if args.space != "auto" and not args.trials:
         raise UserError("--space needs --trials N (without it the sweep is the --lrs grid)")
     if args.backend == "dask" and not args.scheduler:
@@ -285,7 +326,7 @@ def parse_lrs(text, search=False):
 
 
 def make_plan(args, train_args, base, argv):
-    plan = {"name": args.name, "optimizers": args.optimizers, "seeds": args.seeds,
+    plan = {"name": args.name, "optimizers": args.optimizers, "seeds": args.seeds, "widen": args.widen,
             "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
             "val_split": args.val_split or None,
             "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
@@ -331,11 +372,12 @@ def merge_with_saved(plan, sweep_dir):
     if path.exists() or path.is_symlink():
         saved = meaning.load_plan(sweep_dir, rerun=True)      # its shape checked: one line, not a KeyError
         differing = sorted(k for k in set(saved) | set(plan) if k not in meaning.PLAN_BOOKKEEPING
-                           and plan_value(saved, k) != plan_value(plan, k))
+                           and plan_value(saved, k) != plan_value(plan, k)
+                           and not (k in meaning.PLAN_EXTENSIBLE and meaning.extends(saved, plan, k)))
         if differing:
             raise UserError(f"{sweep_dir} holds a sweep with other settings ({', '.join(differing)}); "
                             "use another --name")
-        plan.update({key: saved[key] for key in ("created", "best", "best_lr") if key in saved})
+        plan.update({key: saved[key] for key in ("created", "best", "best_lr", "widened") if key in saved})
     else:
         plan["created"] = now()
     plan["updated"] = now()

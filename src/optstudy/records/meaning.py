@@ -19,7 +19,10 @@ from optstudy.records import store
 Record = namedtuple("Record", "optimizer setting seed metrics")
 PLAN = "sweep.json"
 # Entries of a plan that are bookkeeping, not the plan: a re-run of the same sweep may change them.
-PLAN_BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best"}
+PLAN_BOOKKEEPING = {"name", "command", "created", "updated", "best_lr", "best", "widened"}
+# Entries a re-run may grow without touching a saved run: more seeds after the same first (picking)
+# seed, a larger --widen bound (the rates it adds are kept in "widened").
+PLAN_EXTENSIBLE = {"seeds", "widen"}
 
 
 # ---------------------------------------------------------------- a sweep's plan and its picks
@@ -61,6 +64,10 @@ def plan_problem(plan, rerun=False):
             return "its settings are not {optimizer: [setting]} for its optimizers"
     elif not (is_list_of(plan.get("lrs"), (int, float)) and all(v > 0 for v in plan["lrs"])):
         return "it has neither settings nor a list of positive lrs"
+    widened = plan.get("widened", {})
+    if not (isinstance(widened, dict) and all(is_list_of(v, (int, float)) and all(r > 0 for r in v)
+                                              for v in widened.values())):
+        return "its widened is not {optimizer: [positive rate]}"
     best = plan.get("best")
     if best is not None and not (isinstance(best, dict) and all(v is None or isinstance(v, dict) for v in best.values())):
         return "its best is not {optimizer: setting or null}"
@@ -73,8 +80,20 @@ def is_list_of(value, kind):
 
 
 def planned_settings(plan):
-    """{optimizer: [setting]}: the searched settings, or the grid's rates as {'lr': rate}."""
-    return plan.get("settings") or {opt: [{"lr": lr} for lr in plan["lrs"]] for opt in plan["optimizers"]}
+    """{optimizer: [setting]}: the searched settings, or the grid's rates as {'lr': rate}, with the
+    rates --widen added beyond the grid's ends for that optimizer."""
+    if plan.get("settings"):
+        return plan["settings"]
+    widened = plan.get("widened") or {}
+    return {opt: [{"lr": lr} for lr in sorted({*plan["lrs"], *widened.get(opt, [])})] for opt in plan["optimizers"]}
+
+
+def extends(saved, plan, key):
+    """A re-run's value of an extensible entry keeps what the saved one ran: the seeds start with the
+    saved seeds; a --widen bound of any size (missing in older plans: 0)."""
+    if key == "seeds":
+        return plan["seeds"][:len(saved["seeds"])] == saved["seeds"]
+    return key == "widen"
 
 
 def best_settings(plan):
