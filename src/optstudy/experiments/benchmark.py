@@ -308,12 +308,12 @@ def overhead_table(rows):
 
 def trials_mode(args):
     names = [args.workload] if args.workload != "all" else [
-        n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model)]
+        n for n in workloads.names() if models.stackable(workloads.WORKLOADS[n].model)]
     for name in names:
         model = workloads.WORKLOADS[name].model
-        if not batched.stackable(model):
+        if not models.stackable(model):
             raise UserError(f"--trials: workload {name} has no stacked model (stackable: "
-                            f"{', '.join(n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model))})")
+                            f"{', '.join(n for n in workloads.names() if models.stackable(workloads.WORKLOADS[n].model))})")
         if args.dropout and args.dropout not in models.MODELS[model].dropouts:
             raise UserError(f"--dropout {args.dropout}: workload {name} (model {model}) takes "
                             f"{', '.join(models.MODELS[model].dropouts)}")
@@ -382,7 +382,7 @@ def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hy
         models_.append(setup.build_model(workload, data, device, dropout, channels_last=False))
         trial.noise = torch.Generator(device=device).manual_seed(seed + 1) if k > 1 else None
         trials_.append(trial)
-    model = models_[0] if k == 1 else batched.stack(workload.model, models_, [t.noise for t in trials_], stacked_step)
+    model = models_[0] if k == 1 else batched.Stack(models_, [t.noise for t in trials_], stacked_step)
     return loop.Run(model, workload, data, inputs, settings, trials_, models_, resume_hint=False)
 
 

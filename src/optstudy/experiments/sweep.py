@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import tqdm
 
+import model as models
 from optstudy.analysis import report
 from optstudy.core import provenance
 from optstudy.core.settings import SWEPT_SETTINGS
@@ -177,7 +178,7 @@ def batch_trials(value, workload, device):
             k = 0
         if k < 1:
             raise UserError(f"--batch-trials {value!r}: give a positive whole number or auto")
-        if k > 1 and not trials.stackable(workload.model):
+        if k > 1 and not models.stackable(workload.model):
             print(f"--batch-trials {k}: model {workload.model} does not stack; its runs train one at a time")
             return 1
         return k

@@ -102,7 +102,7 @@ class Run:
 
     @property
     def objective(self):
-        return (batched.OBJECTIVES if self.stacked else workloads.OBJECTIVES)[self.workload.objective]
+        return workloads.OBJECTIVES[self.workload.objective]
 
     def train_batches(self):
         if self.stacked:
@@ -116,9 +116,7 @@ class Run:
 
     def accuracies(self, outputs, labels):
         """Per trial: percent correct over the logits batches (None without accuracy)."""
-        if not self.stacked:
-            return [workloads.accuracy(outputs, labels)]
-        return batched.accuracies(outputs, labels, len(self.trials))
+        return workloads.accuracies(outputs, labels, len(self.trials))
 
     def live(self):
         return [(k, t) for k, t in enumerate(self.trials) if not t.diverged]

@@ -52,7 +52,7 @@ def train_runs(configs, resume_hint=True):
             raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
         configure_backends(args.threads, args.tf32, device)
         models_ = [build_trial_model(t, workload, data, device, len(runs) > 1) for t in runs]
-        model = models_[0] if len(runs) == 1 else batched.stack(workload.model, models_, [t.noise for t in runs],
+        model = models_[0] if len(runs) == 1 else batched.Stack(models_, [t.noise for t in runs],
                                                                  stacked_grads=args.stacked_step)
         run = Run(model, workload, data, inputs, settings, runs, models_, resume_hint)
         check_model_accepts(run)
@@ -81,7 +81,7 @@ def check_batch(runs):
         differing = sorted({k for t in runs[1:] for k, v in batch_key(t.args).items() if batch_key(first).get(k) != v})
         if differing:
             raise UserError(f"runs trained together must share {', '.join(differing)}")
-        if not batched.stackable(workloads.WORKLOADS[first.workload].model):
+        if not models.stackable(workloads.WORKLOADS[first.workload].model):
             raise UserError(f"workload {first.workload} has no stacked model; train its runs one at a time")
         if any(Probes.wanted(t.args) for t in runs):
             raise UserError("--window-batches, --eval-every-examples and --time-steps measure solo runs; train "

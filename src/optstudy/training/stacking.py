@@ -9,22 +9,19 @@ started where the solo run's global stream would be after the model's initialisa
 A linear layer of K trials is one batched matrix product, its weight gradients another
 (StackedLinear); a bag of words is model.BagOfWords, the solo model's own sum. Trials that share
 a seed share the data order: then one minibatch feeds all of them and the first layer is a single
-matrix product. A workload says whether and how its model
-stacks (STACKED); the others run their trials one at a time.
+matrix product. A model stacks when its class has a stacked form (model.py: stacked_forward,
+written once with its solo forward where it can be); the others run their trials one at a time.
 
 Equality with solo runs (tests/test_trials.py): with each trial's own data order, parameters are
 bit-identical to the solo run's after 50 steps (the same matrix kernels per trial); with a shared
 minibatch the first layer is one wider product, whose sums round differently, so there the test
 is fp64 agreement to 1e-9.
 """
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import model as models
-from optstudy.data import datasets
+from optstudy.data import bow, datasets
 
 
 class StackedLinear(torch.autograd.Function):
@@ -58,24 +55,21 @@ class StackedLinear(torch.autograd.Function):
         return (grad_x, None, None, *grad_weight.unbind(0), *grad_bias.unbind(0))
 
 
-@dataclass
-class StackedRows:
-    """K trials' minibatches of sparse rows, each in its own order: trial after trial, B rows each."""
-    rows: object                 # bow.SparseRows of K * B rows
-    trials: int
-
-
 class Stack(nn.Module):
-    """K copies of one model, trained as one: each trial's model keeps its parameters, which become
-    views into one stacked tensor per parameter name. With stacked_grads (for StackedStep) the
-    stacked tensors themselves take the gradients, whole."""
+    """K copies of one stackable model (model.py: its class defines stacked_forward), trained as
+    one: each trial's model keeps its parameters, which become views into one stacked tensor per
+    parameter name. With stacked_grads (for StackedStep) the stacked tensors themselves take the
+    gradients, whole. The model's stacked forward runs against the ops this class provides (layer,
+    randn, as model.SOLO provides them to a solo forward; tensors and draws for the bag of words)."""
 
-    def __init__(self, models, generators, forward, stacked_grads=False):
+    def __init__(self, models, generators, stacked_grads=False):
         super().__init__()
         self.trials = list(models)            # a plain list: their parameters are views of ours
+        if not hasattr(self.trials[0], "stacked_forward"):
+            raise TypeError(f"{type(self.trials[0]).__name__} has no stacked form (model.py: stacked_forward)")
         self.generators = list(generators)    # per trial: dropout masks and sampling noise
-        self.stacked_forward = forward
         self.stacked_grads = stacked_grads
+        self.names = {module: name for name, module in self.trials[0].named_modules()}   # trial 0's layers
         self.stacked, self.views = {}, {}
         for name, _ in self.trials[0].named_parameters():
             base = torch.stack([m.get_parameter(name).detach() for m in self.trials])
@@ -90,12 +84,37 @@ class Stack(nn.Module):
         return len(self.trials)
 
     def forward(self, x):
-        return self.stacked_forward(self, x)
+        return self.trials[0].stacked_forward(self, x)
+
+    def layer(self, module, h):
+        """Trial 0's layer `module` (a Linear, or a Sequential of Linear, ReLU, Softplus, Dropout and
+        Identity) run for every trial: the op of ops.layer in model.Layered."""
+        if isinstance(module, nn.Linear):
+            return self.linear(self.names[module], h)
+        if isinstance(module, nn.Sequential):
+            for layer in module:
+                h = self.layer(layer, h)
+            return h
+        if isinstance(module, nn.ReLU):
+            return torch.relu(h)
+        if isinstance(module, nn.Softplus):
+            return F.softplus(h)
+        if isinstance(module, nn.Dropout):
+            return self.dropout(h, module.p)
+        if isinstance(module, nn.Identity):
+            return h
+        raise TypeError(f"{type(module).__name__} has no stacked form")
+
+    def tensors(self, *names):
+        """The stacked tensors of these parameters, and (unless stacked_grads) every trial's views of
+        them, name after name: a batched autograd Function takes the views last, so that autograd
+        fills each trial's own .grad from the slices of one batched gradient."""
+        views = () if self.stacked_grads else tuple(v for name in names for v in self.views[name])
+        return [self.stacked[name] for name in names], views
 
     def linear(self, prefix, x):
-        weight, bias = f"{prefix}.weight", f"{prefix}.bias"
-        views = () if self.stacked_grads else (*self.views[weight], *self.views[bias])
-        return StackedLinear.apply(x, self.stacked[weight], self.stacked[bias], *views)
+        (weight, bias), views = self.tensors(f"{prefix}.weight", f"{prefix}.bias")
+        return StackedLinear.apply(x, weight, bias, *views)
 
     def dropout(self, h, p):
         """nn.Dropout per trial, drawing each trial's mask from its own stream as the solo run would."""
@@ -105,29 +124,6 @@ class Stack(nn.Module):
         for k, generator in enumerate(self.generators):
             noise[k].bernoulli_(1 - p, generator=generator)
         return h * noise.div_(1 - p)
-
-    def bag_of_words(self, x):
-        """The solo BowLogisticRegression per trial, on shared rows or StackedRows."""
-        weight, bias = self.stacked["weight"], self.stacked["bias"]
-        k = len(self)
-        shared = not isinstance(x, StackedRows)
-        rows = x if shared else x.rows
-        per_trial = len(rows) if shared else len(rows) // k
-        row_ids = rows.row_ids()
-        if shared:
-            cols, counts = rows.cols, [len(rows.cols)] * k
-        else:                                  # word w of trial t is row t * V + w of the [K * V, C] weights
-            nonzeros = rows.offsets[per_trial::per_trial] - rows.offsets[:-1:per_trial]     # per trial
-            first_row = torch.arange(0, k * weight.shape[1], weight.shape[1], device=rows.cols.device)
-            cols = rows.cols + torch.repeat_interleave(first_row, nonzeros)   # an int64 division costs 5x this
-            counts = nonzeros.tolist()
-        p = self.trials[0].p
-        scale = None
-        if self.training and p > 0:
-            draws = self.draws(counts, cols.device)
-            scale = models.dropout_scale(draws.view(k if shared else 1, -1), p, weight.shape[2])
-        views = () if self.stacked_grads else (*self.views["weight"], *self.views["bias"])
-        return models.BagOfWords.apply(cols, row_ids, per_trial, shared, scale, weight, bias, *views)
 
     def draws(self, counts, device):
         """Trial after trial, counts[k] uniform numbers from trial k's own stream: the solo run's
@@ -150,86 +146,6 @@ def set_parameter(module, name, value):
     setattr(module.get_submodule(owner) if owner else module, leaf, value)
 
 
-def sequential(stack, prefix, layers, h):
-    """A solo nn.Sequential of Linear, ReLU, Softplus, Dropout and Identity, run stacked."""
-    for i, layer in enumerate(layers):
-        if isinstance(layer, nn.Linear):
-            h = stack.linear(f"{prefix}.{i}", h)
-        elif isinstance(layer, nn.ReLU):
-            h = torch.relu(h)
-        elif isinstance(layer, nn.Softplus):
-            h = F.softplus(h)
-        elif isinstance(layer, nn.Dropout):
-            h = stack.dropout(h, layer.p)
-        elif not isinstance(layer, nn.Identity):
-            raise TypeError(f"{type(layer).__name__} has no stacked form")
-    return h
-
-
-def logreg_forward(stack, x):
-    return stack.linear("linear", x)
-
-
-def mlp_forward(stack, x):
-    return stack.linear("out", sequential(stack, "hidden", stack.trials[0].hidden, x))
-
-
-def vae_forward(stack, x):
-    """The solo VAE's per-sample negative ELBO, per trial: [K, B]."""
-    solo = stack.trials[0]
-    h = sequential(stack, "encoder", solo.encoder, x)
-    mu, logvar = stack.linear("mu", h), stack.linear("logvar", h)
-    z = mu + torch.exp(0.5 * logvar) * stack.randn(mu)
-    logits = sequential(stack, "decoder", solo.decoder, z)
-    target = x.expand_as(logits) if x.dim() == 2 else x
-    reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
-    kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(-1)
-    return reconstruction + kl
-
-
-def bow_forward(stack, x):
-    return stack.bag_of_words(x)
-
-
-# model.MODELS name -> how K of its models run as one; a model not here runs its trials one at a time.
-STACKED = {"logreg": logreg_forward, "mlp": mlp_forward, "vae": vae_forward, "bow-logreg": bow_forward}
-
-
-def stackable(model_name):
-    return model_name in STACKED
-
-
-def stack(model_name, models, generators, stacked_grads=False):
-    return Stack(models, generators, STACKED[model_name], stacked_grads)
-
-
-# ---------------------------------------------------------------- losses per trial
-
-def classify(stack, x, y):
-    """([K] mean cross-entropy per trial, [K, B, C] logits); y is [B] (shared) or [K, B]."""
-    logits = stack(x)
-    k, b, c = logits.shape
-    y = y.expand(k, b) if y.dim() == 1 else y
-    losses = F.cross_entropy(logits.float().reshape(k * b, c), y.reshape(-1), reduction="none").view(k, b).mean(1)
-    return losses, logits.detach()
-
-
-def negative_elbo(stack, x, y):
-    return stack(x).float().mean(1), None
-
-
-OBJECTIVES = {"classify": classify, "elbo": negative_elbo}
-
-
-def accuracies(outputs, labels, k):
-    """Per trial: percent correct over the epoch's [K, B, C] logits; labels [K, B] or shared [B]."""
-    if not outputs or outputs[0] is None:
-        return [None] * k
-    correct = sum((out.argmax(-1) == y).sum(-1) for out, y in zip(outputs, labels))
-    total = sum(y.shape[-1] for y in labels)
-    return [100.0 * c / total for c in correct.tolist()]
-
-
 # ---------------------------------------------------------------- data
 
 def train_batches(data, inputs, batch_size, generators):
@@ -247,7 +163,7 @@ def train_batches(data, inputs, batch_size, generators):
         x = inputs(datasets.take(data.train_x, idx.reshape(-1)))
         y = data.train_y.index_select(0, idx.reshape(-1)).view(idx.shape)
         if sparse:
-            yield (x, y[0]) if len(orders) == 1 else (StackedRows(x, len(orders)), y)
+            yield (x, y[0]) if len(orders) == 1 else (bow.StackedRows(x, len(orders)), y)
         else:
             x = x.reshape(*idx.shape, -1)
             yield (x[0], y[0]) if len(orders) == 1 else (x, y)
