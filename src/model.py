@@ -232,13 +232,13 @@ class BowLogisticRegression(nn.Module):
 
 class BagOfWords(torch.autograd.Function):
     """logits[k, r] = the sum of W[k]'s rows at row r's words (each times its dropout scale) + b[k]
-    for K stacked weights W [K, V, C] (a solo model: K = 1; trials.Stack: K trials). Shared rows
-    (one minibatch for every trial) gather each word's weights of every trial as one row of a
-    word-major copy [V, K*C] (a copy of W per step is cheaper than K*C-narrow gathers); per-trial
-    rows (trial after trial, `rows` each) gather through flat indices trial * V + word. Each logit
-    sums its words in the order of the rows, from zero, as index_add does: every trial's numbers
-    are those of its solo run, bit for bit. The weight views of trials.Stack come last, so that
-    autograd fills each trial's own .grad from the slices of one batched gradient."""
+    for K stacked weights W [K, V, C] (a solo model: K = 1; stacking.Stack: K members). Shared rows
+    (one minibatch for every member) gather each word's weights of every member as one row of a
+    word-major copy [V, K*C] (a copy of W per step is cheaper than K*C-narrow gathers); per-member
+    rows (member after member, `rows` each) gather through flat indices member * V + word. Each logit
+    sums its words in the order of the rows, from zero, as index_add does: every member's numbers
+    are those of its solo run, bit for bit. The weight views of stacking.Stack come last, so that
+    autograd fills each member's own .grad from the slices of one batched gradient."""
 
     @staticmethod
     def forward(ctx, cols, row_ids, rows, shared, scale, weight, bias, *views):
@@ -283,9 +283,9 @@ def sum_rows(out, out_index, table, index, scale=None):
     """out[out_index[i]] += table[index[i]] * scale[i] for i in order: the gathered rows, scaled in
     place, summed into out as index_add sums them (the same additions in the same order), block by
     block of about BLOCK_BYTES, so that the rows are summed while still cached rather than written
-    out whole and read back (at 64 trials, 9 MB for each of the three passes). Forward and
-    backward of 64 trials on one real IMDB minibatch (17k words, 50% dropout): 1.2-1.3x faster than
-    one gather, one scaling and one sum; 16 trials, and per-trial orders, about the same (AMD EPYC,
+    out whole and read back (at 64 members, 9 MB for each of the three passes). Forward and
+    backward of 64 members on one real IMDB minibatch (17k words, 50% dropout): 1.2-1.3x faster than
+    one gather, one scaling and one sum; 16 members, and per-member orders, about the same (AMD EPYC,
     AVX2, one thread; interleaved, medians of 10)."""
     step = max(256, BLOCK_BYTES // (table.shape[1] * table.element_size()))
     split = (lambda t: (t,)) if len(index) <= step else (lambda t: t.split(step))
@@ -325,11 +325,11 @@ def add_rows_(out, index, source):
 
 def dropout_scale(draws, p, classes):
     """Each word's scale as nn.Dropout makes it, keep / (1 - p) with keep = draws >= p, for uniform
-    draws [K, n] (trial after trial, as drawn) -> [n, K * C], laid out as the gathered words (a
+    draws [K, n] (member after member, as drawn) -> [n, K * C], laid out as the gathered words (a
     broadcast multiply over a last dimension of 2 costs several times a plain one). Where C values
     are 8 bytes (the binary classes), numpy compares the draws in their order (in float32, as
     torch does) and writes each (scale, scale) as one int64 from the transposed one-byte flags:
-    for 64 trials' 17k words about 2 ms against 4.6 ms for torch's compare, transpose and a
+    for 64 members' 17k words about 2 ms against 4.6 ms for torch's compare, transpose and a
     per-pair lookup, and 1.2x faster than comparing the transposed floats (AMD EPYC, AVX2, one
     thread). The same bits either way."""
     k, n = draws.shape

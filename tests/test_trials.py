@@ -160,7 +160,7 @@ def test_a_trials_optimizer_state_splits_and_merges_in_the_solo_format():
     merged = trials.merge_groups([trials.group_of(state, k) for k in range(len(ADAM))])
     assert merged["param_groups"] == state["param_groups"]
     assert all(torch.equal(merged["state"][i]["exp_avg_sq"], state["state"][i]["exp_avg_sq"]) for i in state["state"])
-    saved = trials.trial_model_state(stack, 2)
+    saved = trials.member_model_state(stack, 2)
     assert saved["linear.weight"].untyped_storage().nbytes() == 10 * 784 * 4      # its own, not the stack's
 
 

@@ -1,19 +1,19 @@
-"""Many trials of one small workload trained together, as one stacked model.
+"""Many runs of one small workload trained together as one stacked model: the members of a stack.
 
-Each trial keeps what a solo run has: its own initialisation (from its seed), its own parameters
+Each member keeps what a solo run has: its own initialisation (from its seed), its own parameters
 (views into the stacked weights, so the stacked forward reads them without a copy), its own
 parameter group in one optimizer (so every torch.optim.Optimizer, the paper's Adam and the
 user's own stay correct unchanged), and its own random stream for dropout and sampling noise,
 started where the solo run's global stream would be after the model's initialisation.
 
-A linear layer of K trials is one batched matrix product, its weight gradients another
-(StackedLinear); a bag of words is model.BagOfWords, the solo model's own sum. Trials that share
+A linear layer of K members is one batched matrix product, its weight gradients another
+(StackedLinear); a bag of words is model.BagOfWords, the solo model's own sum. Members that share
 a seed share the data order: then one minibatch feeds all of them and the first layer is a single
 matrix product. A model stacks when its class has a stacked form (model.py: stacked_forward,
-written once with its solo forward where it can be); the others run their trials one at a time.
+written once with its solo forward where it can be); the others train their runs one at a time.
 
-Equality with solo runs (tests/test_trials.py): with each trial's own data order, parameters are
-bit-identical to the solo run's after 50 steps (the same matrix kernels per trial); with a shared
+Equality with solo runs (tests/test_trials.py): with each member's own data order, parameters are
+bit-identical to the solo run's after 50 steps (the same matrix kernels per member); with a shared
 minibatch the first layer is one wider product, whose sums round differently, so there the test
 is fp64 agreement to 1e-9.
 """
@@ -25,15 +25,15 @@ from optstudy.data import bow, datasets
 
 
 class StackedLinear(torch.autograd.Function):
-    """y[k] = x[k] @ W[k]^T + b[k] for the K trials, x shared ([B, in]) or per trial ([K, B, in]).
+    """y[k] = x[k] @ W[k]^T + b[k] for the K members, x shared ([B, in]) or per member ([K, B, in]).
     weight and bias are the stacked storage; the K weight views and K bias views come last, so
-    that autograd fills each trial's own .grad from the slices of one batched gradient."""
+    that autograd fills each member's own .grad from the slices of one batched gradient."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, *views):
         ctx.save_for_backward(x, weight)
         k, out, n = weight.shape
-        if x.dim() == 2:              # one minibatch for every trial: one [B, in] x [in, K*out] product
+        if x.dim() == 2:              # one minibatch for every member: one [B, in] x [in, K*out] product
             return torch.addmm(bias.reshape(-1), x, weight.reshape(k * out, n).t()).view(len(x), k, out).transpose(0, 1)
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
@@ -57,38 +57,38 @@ class StackedLinear(torch.autograd.Function):
 
 class Stack(nn.Module):
     """K copies of one stackable model (model.py: its class defines stacked_forward), trained as
-    one: each trial's model keeps its parameters, which become views into one stacked tensor per
+    one: each member's model keeps its parameters, which become views into one stacked tensor per
     parameter name. With stacked_grads (for StackedStep) the stacked tensors themselves take the
     gradients, whole. The model's stacked forward runs against the ops this class provides (layer,
     randn, as model.SOLO provides them to a solo forward; tensors and draws for the bag of words)."""
 
     def __init__(self, models, generators, stacked_grads=False):
         super().__init__()
-        self.trials = list(models)            # a plain list: their parameters are views of ours
-        if not hasattr(self.trials[0], "stacked_forward"):
-            raise TypeError(f"{type(self.trials[0]).__name__} has no stacked form (model.py: stacked_forward)")
-        self.generators = list(generators)    # per trial: dropout masks and sampling noise
+        self.members = list(models)           # a plain list: their parameters are views of ours
+        if not hasattr(self.members[0], "stacked_forward"):
+            raise TypeError(f"{type(self.members[0]).__name__} has no stacked form (model.py: stacked_forward)")
+        self.generators = list(generators)    # per member: dropout masks and sampling noise
         self.stacked_grads = stacked_grads
-        self.names = {module: name for name, module in self.trials[0].named_modules()}   # trial 0's layers
+        self.names = {module: name for name, module in self.members[0].named_modules()}   # member 0's layers
         self.stacked, self.views = {}, {}
-        for name, _ in self.trials[0].named_parameters():
-            base = torch.stack([m.get_parameter(name).detach() for m in self.trials])
+        for name, _ in self.members[0].named_parameters():
+            base = torch.stack([m.get_parameter(name).detach() for m in self.members])
             self.stacked[name] = nn.Parameter(base, requires_grad=stacked_grads)
             self.views[name] = []
-            for k, m in enumerate(self.trials):
+            for k, m in enumerate(self.members):
                 view = nn.Parameter(base[k], requires_grad=not stacked_grads)
                 set_parameter(m, name, view)
                 self.views[name].append(view)
 
     def __len__(self):
-        return len(self.trials)
+        return len(self.members)
 
     def forward(self, x):
-        return self.trials[0].stacked_forward(self, x)
+        return self.members[0].stacked_forward(self, x)
 
     def layer(self, module, h):
-        """Trial 0's layer `module` (a Linear, or a Sequential of Linear, ReLU, Softplus, Dropout and
-        Identity) run for every trial: the op of ops.layer in model.Layered."""
+        """Member 0's layer `module` (a Linear, or a Sequential of Linear, ReLU, Softplus, Dropout and
+        Identity) run for every member: the op of ops.layer in model.Layered."""
         if isinstance(module, nn.Linear):
             return self.linear(self.names[module], h)
         if isinstance(module, nn.Sequential):
@@ -106,9 +106,9 @@ class Stack(nn.Module):
         raise TypeError(f"{type(module).__name__} has no stacked form")
 
     def tensors(self, *names):
-        """The stacked tensors of these parameters, and (unless stacked_grads) every trial's views of
+        """The stacked tensors of these parameters, and (unless stacked_grads) every member's views of
         them, name after name: a batched autograd Function takes the views last, so that autograd
-        fills each trial's own .grad from the slices of one batched gradient."""
+        fills each member's own .grad from the slices of one batched gradient."""
         views = () if self.stacked_grads else tuple(v for name in names for v in self.views[name])
         return [self.stacked[name] for name in names], views
 
@@ -117,7 +117,7 @@ class Stack(nn.Module):
         return StackedLinear.apply(x, weight, bias, *views)
 
     def dropout(self, h, p):
-        """nn.Dropout per trial, drawing each trial's mask from its own stream as the solo run would."""
+        """nn.Dropout per member, drawing each member's mask from its own stream as the solo run would."""
         if not self.training or p == 0:
             return h
         noise = torch.empty_like(h)
@@ -126,7 +126,7 @@ class Stack(nn.Module):
         return h * noise.div_(1 - p)
 
     def draws(self, counts, device):
-        """Trial after trial, counts[k] uniform numbers from trial k's own stream: the solo run's
+        """Member after member, counts[k] uniform numbers from member k's own stream: the solo run's
         torch.rand(counts[k]), written into one buffer."""
         out = torch.empty(sum(counts), device=device)
         start = 0
@@ -136,7 +136,7 @@ class Stack(nn.Module):
         return out
 
     def randn(self, like):
-        """torch.randn_like per trial, from each trial's own stream."""
+        """torch.randn_like per member, from each member's own stream."""
         return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
                             for g in self.generators])
 
@@ -149,8 +149,8 @@ def set_parameter(module, name, value):
 # ---------------------------------------------------------------- data
 
 def train_batches(data, inputs, batch_size, generators):
-    """The epoch's minibatches of K trials, each in its own order (its generator draws exactly what
-    a solo run's would): x [K, B, D], y [K, B]; or, where every trial drew the same order (they
+    """The epoch's minibatches of K members, each in its own order (its generator draws exactly what
+    a solo run's would): x [K, B, D], y [K, B]; or, where every member drew the same order (they
     share a seed), one minibatch for all: x [B, D], y [B]."""
     device = data.train_y.device
     orders = torch.stack([datasets.epoch_plan(len(data.train_y), g, augment=False)[0] for g in generators])
@@ -170,7 +170,7 @@ def train_batches(data, inputs, batch_size, generators):
 
 
 def eval_batches(x, y, batch_size, inputs):
-    """Evaluation minibatches, shared by every trial: x [B, D], y [B]."""
+    """Evaluation minibatches, shared by every member: x [B, D], y [B]."""
     for xb, yb in datasets.eval_batches(x, y, batch_size, inputs):
         yield (xb.flatten(1) if isinstance(xb, torch.Tensor) else xb), yb
 
@@ -178,9 +178,9 @@ def eval_batches(x, y, batch_size, inputs):
 # ---------------------------------------------------------------- one optimizer, K groups
 
 def group_of(state_dict, k):
-    """Trial k's part of a K-group optimizer's state_dict, in the format of a solo optimizer's. Its
+    """Member k's part of a K-group optimizer's state_dict, in the format of a solo optimizer's. Its
     tensors are cloned: the stacked step's state is views of stacked tensors, and torch.save of a
-    view writes its whole storage (every trial's state)."""
+    view writes its whole storage (every member's state)."""
     group = state_dict["param_groups"][k]
     ids = group["params"]
     own = lambda state: {key: v.clone() if torch.is_tensor(v) else v for key, v in state.items()}
@@ -200,9 +200,9 @@ def merge_groups(solo_states):
     return merged
 
 
-def schedule_of(state_dict, k, trials):
-    """Trial k's part of a learning-rate schedule's state_dict (its entries per group: base_lrs, ...)."""
-    return {key: [v[k]] if isinstance(v, list) and len(v) == trials else v for key, v in state_dict.items()}
+def schedule_of(state_dict, k, members):
+    """Member k's part of a learning-rate schedule's state_dict (its entries per group: base_lrs, ...)."""
+    return {key: [v[k]] if isinstance(v, list) and len(v) == members else v for key, v in state_dict.items()}
 
 
 def merge_schedules(solo_states):
@@ -210,9 +210,9 @@ def merge_schedules(solo_states):
             for key, v in solo_states[0].items()}
 
 
-def trial_model_state(stack, k):
-    """Trial k's model state_dict, cloned out of the stacked storage (a view would save all K)."""
-    return {name: t.detach().clone() for name, t in stack.trials[k].state_dict().items()}
+def member_model_state(stack, k):
+    """Member k's model state_dict, cloned out of the stacked storage (a view would save all K)."""
+    return {name: t.detach().clone() for name, t in stack.members[k].state_dict().items()}
 
 
 # ---------------------------------------------------------------- --stacked-step
@@ -220,12 +220,12 @@ def trial_model_state(stack, k):
 class StackedStep:
     """The update of torch.optim.Adam (L2 weight decay) or torch.optim.SGD (momentum, Nesterov) by
     torch's fused kernels (what Adam(fused=True) and SGD(fused=True) run), called once per group of
-    trials that share every setting, on their rows of the stacked tensors: an option
-    (--stacked-step), never silent. It skips torch's per-group Python loop (about 190 us a trial
-    for Adam, measured on the AVX2 EPYC; the fused kernel on a trial's rows takes about 37 us). The
-    K-group optimizer stays the bookkeeping: its groups hold each trial's settings (the schedule
+    members that share every setting, on their rows of the stacked tensors: an option
+    (--stacked-step), never silent. It skips torch's per-group Python loop (about 190 us a member
+    for Adam, measured on the AVX2 EPYC; the fused kernel on a member's rows takes about 37 us). The
+    K-group optimizer stays the bookkeeping: its groups hold each member's settings (the schedule
     sets their lr), its state holds views of the stacked state, so checkpoints are those of solo
-    runs. A frozen (diverged) trial is left out of every call. The numbers are those of the fused
+    runs. A frozen (diverged) member is left out of every call. The numbers are those of the fused
     kernel, which rounds differently from torch's default loop: tests/test_trials.py checks fp64
     agreement with solo runs."""
 
@@ -236,7 +236,7 @@ class StackedStep:
         self.optimizer, self.stack, self.kind = optimizer, stack, type(optimizer).__name__
         self.names = list(stack.stacked)
         self.buffers = {}                    # name -> {state key: stacked tensor}
-        self.frozen = set()                  # trials that diverged: no more updates (train.freeze_diverged)
+        self.frozen = set()                  # members that diverged: no more updates (loop.freeze_diverged)
         self.started = False
 
     def zero_grad(self, set_to_none=True):
@@ -253,18 +253,18 @@ class StackedStep:
         (self.adam if self.kind == "Adam" else self.sgd)(names, live)
 
     def state(self, name, key, make):
-        """The stacked state tensor `key` of parameter `name`: adopted from the optimizer's per-trial
-        state (a resume loads it there) or made; each trial's state entry becomes a view of it."""
+        """The stacked state tensor `key` of parameter `name`: adopted from the optimizer's per-member
+        state (a resume loads it there) or made; each member's state entry becomes a view of it."""
         buffers = self.buffers.setdefault(name, {})
         if key not in buffers:
-            per_trial = [self.optimizer.state[view].get(key) for view in self.stack.views[name]]
-            buffers[key] = torch.stack(per_trial) if all(t is not None for t in per_trial) else make()
+            per_member = [self.optimizer.state[view].get(key) for view in self.stack.views[name]]
+            buffers[key] = torch.stack(per_member) if all(t is not None for t in per_member) else make()
             for view, own in zip(self.stack.views[name], buffers[key]):
                 self.optimizer.state[view][key] = own
         return buffers[key]
 
     def groups(self, live, keys):
-        """{settings: [trials]}: the live trials grouped by the values of their groups' `keys`."""
+        """{settings: [members]}: the live members grouped by the values of their groups' `keys`."""
         grouped = {}
         for k in live:
             group = self.optimizer.param_groups[k]
@@ -272,7 +272,7 @@ class StackedStep:
         return grouped
 
     def adam(self, names, live):
-        """One fused call per group of settings, over every parameter's rows of its trials."""
+        """One fused call per group of settings, over every parameter's rows of its members."""
         params = [self.stack.stacked[name] for name in names]
         steps = [self.state(name, "step", lambda: torch.zeros(len(p), dtype=torch.float32, device=p.device))
                  for name, p in zip(names, params)]
@@ -282,7 +282,7 @@ class StackedStep:
         increment[live] = 1
         for step in steps:
             step.add_(increment)
-        tensors = [trial_rows(t) for t in (params, [p.grad for p in params], exp_avgs, exp_avg_sqs, steps)]
+        tensors = [member_rows(t) for t in (params, [p.grad for p in params], exp_avgs, exp_avg_sqs, steps)]
         keys = ("lr", "betas", "eps", "weight_decay")
         for (lr, (beta1, beta2), eps, weight_decay), ks in self.groups(live, keys).items():
             p, g, m, v, s = ([t[k] for k in ks for t in each] for each in tensors)
@@ -291,12 +291,12 @@ class StackedStep:
 
     def sgd(self, names, live):
         params = [self.stack.stacked[name] for name in names]
-        with_momentum = self.optimizer.param_groups[0]["momentum"] != 0       # all trials or none (the refusal)
+        with_momentum = self.optimizer.param_groups[0]["momentum"] != 0       # all members or none (the refusal)
         started = all(name in self.buffers or self.optimizer.state[self.stack.views[name][0]].get("momentum_buffer")
                       is not None for name in names)
         buffers = [self.state(name, "momentum_buffer", lambda: torch.empty_like(p))
                    for name, p in zip(names, params)] if with_momentum else []
-        tensors = [trial_rows(t) for t in (params, [p.grad for p in params], buffers)]
+        tensors = [member_rows(t) for t in (params, [p.grad for p in params], buffers)]
         keys = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
         for (lr, momentum, dampening, weight_decay, nesterov), ks in self.groups(live, keys).items():
             p, g, b = ([t[k] for k in ks for t in each] for each in tensors)
@@ -304,8 +304,8 @@ class StackedStep:
                               nesterov=nesterov, maximize=False, is_first_step=with_momentum and not started)
 
 
-def trial_rows(stacked):
-    """[t.unbind(0) for t in stacked]: per stacked tensor its K trial rows, which the fused kernels take."""
+def member_rows(stacked):
+    """[t.unbind(0) for t in stacked]: per stacked tensor its K member rows, which the fused kernels take."""
     return [t.unbind(0) for t in stacked]
 
 
@@ -320,7 +320,7 @@ def stacked_step_refusal(optimizer):
         if any(g.get("maximize") or g.get("differentiable") for g in groups):
             return "--stacked-step: SGD with maximize or differentiable has no stacked form"
         if len({g["momentum"] == 0 for g in groups}) != 1:
-            return "--stacked-step: the trials must all use momentum or all not"
+            return "--stacked-step: the runs stacked together must all use momentum or all not"
         return None
     return (f"--stacked-step: {type(optimizer).__name__} has no stacked form (torch.optim.Adam and SGD have); "
-            "without the flag every optimizer runs batched, one parameter group per trial")
+            "without the flag every optimizer runs batched, one parameter group per member")

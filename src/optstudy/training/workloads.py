@@ -90,7 +90,7 @@ def names():
 
 def table():
     """The registry as aligned text, for --list-workloads."""
-    rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "trials", "paper")]
+    rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "stack", "paper")]
     for name, w in WORKLOADS.items():
         data = "/".join((w.dataset, *w.datasets)) + (", --data-dir" if w.image_folders else "")
         rows.append((name, data, w.model, str(w.batch_size), str(w.epochs), w.lr_schedule,
