@@ -15,22 +15,23 @@ your own module:Class / file.py:Class, with --opt KEY=VALUE) and batch size:
   tutorial   (cifar10-cnn only) torchvision RandomCrop(32, 4) + RandomHorizontalFlip + ToTensor +
              Normalize per PIL image, DataLoader(batch_size=128, shuffle=True, num_workers=0), fp32,
              NCHW, and the tutorial's loss.item() every step
-Trials mode (--trials K ...), for workloads whose model stacks (src/optstudy/training/stacking.py): trial-steps per
-second of K trials trained as one stacked model through loop.train_epoch, against the same trials
-run one after another (a solo run's rate: K of them take K times as long), each trial with its own
-learning rate; once with one data order for all (trials that share a seed: one minibatch feeds
-them all) and once with each trial's own; each with one optimizer group per trial (any optimizer)
-and, where the optimizer has one (Adam, SGD), with --stacked-step; --dropout none times the models
-without their dropout (the bag of words' per-trial feature dropout is about 40% of its batched step).
-    python src/benchmark.py --workload mnist-logreg --trials 1 4 16 64 --threads 1
-    python src/benchmark.py --workload all --trials 1 4 16 64 --threads 1     # every stackable workload
+Stack mode (--stack-sizes K ...; --trials is its old name), for workloads whose model stacks
+(src/optstudy/training/stacking.py): member-steps per second of K runs trained as one stacked model
+(its members) through loop.train_epoch, against the same runs one after another (a solo run's rate:
+K of them take K times as long), each member with its own learning rate; once with one data order
+for all (members that share a seed: one minibatch feeds them all) and once with each member's own;
+each with one optimizer group per member (any optimizer) and, where the optimizer has one (Adam,
+SGD), with --stacked-step; --dropout none times the models without their dropout (the bag of
+words' per-member feature dropout is about 40% of its batched step).
+    python src/benchmark.py --workload mnist-logreg --stack-sizes 1 4 16 64 --threads 1
+    python src/benchmark.py --workload all --stack-sizes 1 4 16 64 --threads 1     # every stackable workload
 Overhead mode (--overhead): each optimizer's own cost per step on each workload's model, the
 forward and backward left out (fixed random gradients; only optimizer.step() is timed), against
 SGD-Nesterov's (the study's baseline), and the paper's Adam and AdaMax written here against
 torch.optim's in each implementation (single-tensor, foreach, fused where the build has it).
     python src/benchmark.py --overhead --workload all --threads 1
 Each is timed --rounds times, interleaved, after warm-up steps; the median is reported, so a noisy
-neighbour shifts all alike. In trials mode each configuration is timed right after a solo run and
+neighbour shifts all alike. In stack mode each configuration is timed right after a solo run and
 each pair gives a ratio: the table has their median and range over the rounds. The projected run
 is the workload's default epochs over the full dataset plus its evaluations. Peak resident memory
 is read after the whole dataset is loaded and a pipeline slice and a full evaluation pass have run
@@ -44,7 +45,7 @@ from pathlib import Path
 import model as models
 from optstudy.core import provenance
 from optstudy.core.cli import Parser, UserError, positive_int, run_main
-from optstudy.experiments.benchmark import measure, overhead_mode, print_report, run_all, trials_mode
+from optstudy.experiments.benchmark import BenchmarkConfig, measure, overhead_mode, print_report, run_all, stack_mode
 from optstudy.records.store import ensure_writable, save_json
 from optstudy.training import workloads
 
@@ -72,21 +73,21 @@ def build_parser():
     p.add_argument("--overhead", action="store_true",
                    help="overhead mode: microseconds per optimizer step of every optimizer, against SGD's")
     p.add_argument("--dropout", choices=models.DROPOUT_PLACEMENTS,
-                   help="trials mode: the model's dropout placement, e.g. none (default: the workload's)")
-    p.add_argument("--trials", type=positive_int, nargs="+", metavar="K",
-                   help="trials mode: K trials trained as one stacked model against the same trials one after "
-                        "another, for each K given (e.g. --trials 1 4 16 64)")
+                   help="stack mode: the model's dropout placement, e.g. none (default: the workload's)")
+    p.add_argument("--stack-sizes", "--trials", dest="stack_sizes", type=positive_int, nargs="+", metavar="K",
+                   help="stack mode: K runs trained as one stacked model against the same runs one after "
+                        "another, for each K given (e.g. --stack-sizes 1 4 16 64; --trials is its old name)")
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
     if args.json:
         if Path(args.json).is_dir():
             raise UserError(f"--json {args.json}: is a folder; give the file to write")
         ensure_writable(Path(args.json).resolve().parent, "--json")   # fail before the work, not after
-    if args.trials:
-        return trials_mode(args)
+    if args.stack_sizes:
+        return stack_mode(args)
     if args.overhead:
         return overhead_mode(args)
     if args.workload == "all":

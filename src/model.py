@@ -16,6 +16,12 @@ paper (Kingma & Ba, 2015, section 6):
                 Bernoulli decoder.
 and two beyond it: the small CNN of the PyTorch CIFAR-10 tutorial, and the CIFAR ResNet-18.
 
+A model is stackable (K copies train as one, training/stacking.py's Stack) when its class defines
+stacked_forward(stack, x), its forward for K members at once. Most write their forward once, as
+forward_with(ops, x) (class Layered): the solo forward runs it with SOLO, which calls each layer
+as itself (the torch ops of a plain forward); the Stack runs it with its own ops. The bag of
+words, whose K members' rows index one table, writes its stacked form beside its solo forward.
+
 About the classic tutorial's CNN: it applied nn.Dropout2d to the 2-D (batch, features) output of
 the FC layer. With the pinned torch that warns that the use is deprecated and then drops
 elements, as nn.Dropout does (on a 1000x1000 tensor of ones: no row all zero, 50.1% zeros). We
@@ -30,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from optstudy.data import bow
 
 DROPOUT_PLACEMENTS = ("tutorial", "paper", "none")   # the CNN's; other models accept a subset
 
@@ -119,15 +127,45 @@ class CifarResNet18(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
 
-class LogisticRegression(nn.Module):
+class SoloOps:
+    """The ops of a model run alone: each layer is called as itself, noise comes from the global
+    stream. (A training.stacking.Stack provides the same two ops for K members at once.)"""
+
+    @staticmethod
+    def layer(module, h):
+        return module(h)
+
+    @staticmethod
+    def randn(like):
+        return torch.randn_like(like)
+
+
+SOLO = SoloOps()
+
+
+class Layered(nn.Module):
+    """A model whose forward is written once, as forward_with(ops, x), against two ops:
+    ops.layer(module, h) runs one of its submodules (a Linear, or a Sequential of Linear, ReLU,
+    Softplus, Dropout and Identity) and ops.randn(like) draws noise shaped like a tensor. Alone it
+    runs with SOLO on x [B, D]; stacked (stacked_forward) with the Stack's ops on x [B, D], shared by
+    the K members, or [K, B, D], each member's own, giving [K, B, ...]."""
+
+    def forward(self, x):
+        return self.forward_with(SOLO, x.flatten(1))
+
+    def stacked_forward(self, stack, x):
+        return self.forward_with(stack, x)
+
+
+class LogisticRegression(Layered):
     """Multinomial logistic regression on the flattened input (softmax over a linear map)."""
 
     def __init__(self, in_features, num_classes):
         super().__init__()
         self.linear = nn.Linear(in_features, num_classes)
 
-    def forward(self, x):
-        return self.linear(x.flatten(1))
+    def forward_with(self, ops, x):
+        return ops.layer(self.linear, x)
 
 
 class LinearRegression(nn.Module):
@@ -167,16 +205,40 @@ class BowLogisticRegression(nn.Module):
         return BagOfWords.apply(rows.cols, rows.row_ids(), len(rows), True, scale,
                                 self.weight.unsqueeze(0), self.bias.unsqueeze(0))[0]
 
+    def stacked_forward(self, stack, x):
+        """This forward for the K members of a Stack (self is its first), on shared rows or
+        bow.StackedRows -> [K, B, C]: each member's words are summed, and its dropout drawn from its
+        own stream, as in its solo run. Dropout follows the stack's training mode (its members'
+        modules are not its children)."""
+        (weight, bias), views = stack.tensors("weight", "bias")
+        k = len(stack)
+        shared = not isinstance(x, bow.StackedRows)
+        rows = x if shared else x.rows
+        per_member = len(rows) if shared else len(rows) // k
+        row_ids = rows.row_ids()
+        if shared:
+            cols, counts = rows.cols, [len(rows.cols)] * k
+        else:                                  # word w of member m is row m * V + w of the [K * V, C] weights
+            nonzeros = rows.offsets[per_member::per_member] - rows.offsets[:-1:per_member]     # per member
+            first_row = torch.arange(0, k * weight.shape[1], weight.shape[1], device=rows.cols.device)
+            cols = rows.cols + torch.repeat_interleave(first_row, nonzeros)   # an int64 division costs 5x this
+            counts = nonzeros.tolist()
+        scale = None
+        if stack.training and self.p > 0:
+            draws = stack.draws(counts, cols.device)
+            scale = dropout_scale(draws.view(k if shared else 1, -1), self.p, weight.shape[2])
+        return BagOfWords.apply(cols, row_ids, per_member, shared, scale, weight, bias, *views)
+
 
 class BagOfWords(torch.autograd.Function):
     """logits[k, r] = the sum of W[k]'s rows at row r's words (each times its dropout scale) + b[k]
-    for K stacked weights W [K, V, C] (a solo model: K = 1; trials.Stack: K trials). Shared rows
-    (one minibatch for every trial) gather each word's weights of every trial as one row of a
-    word-major copy [V, K*C] (a copy of W per step is cheaper than K*C-narrow gathers); per-trial
-    rows (trial after trial, `rows` each) gather through flat indices trial * V + word. Each logit
-    sums its words in the order of the rows, from zero, as index_add does: every trial's numbers
-    are those of its solo run, bit for bit. The weight views of trials.Stack come last, so that
-    autograd fills each trial's own .grad from the slices of one batched gradient."""
+    for K stacked weights W [K, V, C] (a solo model: K = 1; stacking.Stack: K members). Shared rows
+    (one minibatch for every member) gather each word's weights of every member as one row of a
+    word-major copy [V, K*C] (a copy of W per step is cheaper than K*C-narrow gathers); per-member
+    rows (member after member, `rows` each) gather through flat indices member * V + word. Each logit
+    sums its words in the order of the rows, from zero, as index_add does: every member's numbers
+    are those of its solo run, bit for bit. The weight views of stacking.Stack come last, so that
+    autograd fills each member's own .grad from the slices of one batched gradient."""
 
     @staticmethod
     def forward(ctx, cols, row_ids, rows, shared, scale, weight, bias, *views):
@@ -221,9 +283,9 @@ def sum_rows(out, out_index, table, index, scale=None):
     """out[out_index[i]] += table[index[i]] * scale[i] for i in order: the gathered rows, scaled in
     place, summed into out as index_add sums them (the same additions in the same order), block by
     block of about BLOCK_BYTES, so that the rows are summed while still cached rather than written
-    out whole and read back (at 64 trials, 9 MB for each of the three passes). Forward and
-    backward of 64 trials on one real IMDB minibatch (17k words, 50% dropout): 1.2-1.3x faster than
-    one gather, one scaling and one sum; 16 trials, and per-trial orders, about the same (AMD EPYC,
+    out whole and read back (at 64 members, 9 MB for each of the three passes). Forward and
+    backward of 64 members on one real IMDB minibatch (17k words, 50% dropout): 1.2-1.3x faster than
+    one gather, one scaling and one sum; 16 members, and per-member orders, about the same (AMD EPYC,
     AVX2, one thread; interleaved, medians of 10)."""
     step = max(256, BLOCK_BYTES // (table.shape[1] * table.element_size()))
     split = (lambda t: (t,)) if len(index) <= step else (lambda t: t.split(step))
@@ -263,11 +325,11 @@ def add_rows_(out, index, source):
 
 def dropout_scale(draws, p, classes):
     """Each word's scale as nn.Dropout makes it, keep / (1 - p) with keep = draws >= p, for uniform
-    draws [K, n] (trial after trial, as drawn) -> [n, K * C], laid out as the gathered words (a
+    draws [K, n] (member after member, as drawn) -> [n, K * C], laid out as the gathered words (a
     broadcast multiply over a last dimension of 2 costs several times a plain one). Where C values
     are 8 bytes (the binary classes), numpy compares the draws in their order (in float32, as
     torch does) and writes each (scale, scale) as one int64 from the transposed one-byte flags:
-    for 64 trials' 17k words about 2 ms against 4.6 ms for torch's compare, transpose and a
+    for 64 members' 17k words about 2 ms against 4.6 ms for torch's compare, transpose and a
     per-pair lookup, and 1.2x faster than comparing the transposed floats (AMD EPYC, AVX2, one
     thread). The same bits either way."""
     k, n = draws.shape
@@ -309,7 +371,7 @@ def transpose(x):
     return out
 
 
-class MLP(nn.Module):
+class MLP(Layered):
     """784-1000-1000-10 with ReLU (section 6.2); dropout p on each hidden layer's output if asked."""
 
     def __init__(self, in_features, num_classes, hidden=(1000, 1000), p=0.0):
@@ -321,14 +383,14 @@ class MLP(nn.Module):
         self.hidden = nn.Sequential(*layers)
         self.out = nn.Linear(width, num_classes)
 
-    def forward(self, x):
-        return self.out(self.hidden(x.flatten(1)))
+    def forward_with(self, ops, x):
+        return ops.layer(self.out, ops.layer(self.hidden, x))
 
 
-class VAE(nn.Module):
+class VAE(Layered):
     """Kingma & Welling's VAE: x -> 500 softplus -> (mu, log sigma^2) of a 50-d Gaussian q(z|x);
     z = mu + sigma * eps (one sample, the reparameterisation trick); z -> 500 softplus -> Bernoulli
-    logits of every pixel. forward returns the per-sample negative ELBO in nats:
+    logits of every pixel. forward returns the per-sample negative ELBO in nats ([B]; stacked [K, B]):
     -log p(x|z) + KL(q(z|x) || N(0, I)), with pixel intensities in [0, 1] as Bernoulli targets."""
 
     def __init__(self, in_features, hidden=500, latent=50):
@@ -338,14 +400,14 @@ class VAE(nn.Module):
         self.logvar = nn.Linear(hidden, latent)
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Softplus(), nn.Linear(hidden, in_features))
 
-    def forward(self, x):
-        x = x.flatten(1)
-        h = self.encoder(x)
-        mu, logvar = self.mu(h), self.logvar(h)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = self.decoder(z)
-        reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1)
+    def forward_with(self, ops, x):
+        h = ops.layer(self.encoder, x)
+        mu, logvar = ops.layer(self.mu, h), ops.layer(self.logvar, h)
+        z = mu + torch.exp(0.5 * logvar) * ops.randn(mu)
+        logits = ops.layer(self.decoder, z)
+        target = x if x.shape == logits.shape else x.expand_as(logits)     # a stack's shared minibatch
+        reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(-1)
         return reconstruction + kl
 
 
@@ -353,10 +415,19 @@ class VAE(nn.Module):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    build: object             # build(input_shape, num_classes, dropout, p) -> nn.Module
+    model: type               # the nn.Module class
+    arguments: object         # (input_shape, num_classes, dropout, p) -> the keyword arguments of model
     input: str                # "image" (C, H, W), "flat" (any shape, flattened), or "bow" (SparseRows)
     dropouts: tuple = ("none",)   # accepted --dropout values; the first is the default
     describe: str = ""
+
+    def build(self, input_shape, num_classes, dropout, p):
+        return self.model(**self.arguments(input_shape, num_classes, dropout, p))
+
+    @property
+    def stackable(self):
+        """K of its models can train as one (training.stacking.Stack): its class has a stacked form."""
+        return hasattr(self.model, "stacked_forward")
 
 
 def _dropout_p(dropout, p):
@@ -364,23 +435,31 @@ def _dropout_p(dropout, p):
 
 
 MODELS = {
-    "adam-cnn": ModelSpec(lambda shape, k, dropout, p: AdamPaperCNN(k, dropout, p, in_channels=shape[0]),
+    "adam-cnn": ModelSpec(AdamPaperCNN, lambda shape, k, dropout, p: dict(num_classes=k, dropout=dropout, p=p,
+                                                                          in_channels=shape[0]),
                           "image", DROPOUT_PLACEMENTS, "c64-c64-c128-1000 CNN (paper section 6.3)"),
-    "tutorial-cnn": ModelSpec(lambda shape, k, dropout, p: TutorialCNN(k, shape[0], shape[1]),
+    "tutorial-cnn": ModelSpec(TutorialCNN, lambda shape, k, dropout, p: dict(num_classes=k, in_channels=shape[0],
+                                                                             size=shape[1]),
                               "image", ("none",), "PyTorch tutorial CNN: conv 6-16, FC 120-84"),
-    "resnet18": ModelSpec(lambda shape, k, dropout, p: CifarResNet18(k, shape[0]),
+    "resnet18": ModelSpec(CifarResNet18, lambda shape, k, dropout, p: dict(num_classes=k, in_channels=shape[0]),
                           "image", ("none",), "CIFAR ResNet-18: 3x3 stem, no max-pool"),
-    "logreg": ModelSpec(lambda shape, k, dropout, p: LogisticRegression(_numel(shape), k),
+    "logreg": ModelSpec(LogisticRegression, lambda shape, k, dropout, p: dict(in_features=_numel(shape), num_classes=k),
                         "flat", ("none",), "multinomial logistic regression"),
-    "linreg": ModelSpec(lambda shape, k, dropout, p: LinearRegression(_numel(shape)),
+    "linreg": ModelSpec(LinearRegression, lambda shape, k, dropout, p: dict(in_features=_numel(shape)),
                         "flat", ("none",), "linear regression y = Xw + b, w ~ N(0, 0.01^2), b = 0 (D2L)"),
-    "bow-logreg": ModelSpec(lambda shape, k, dropout, p: BowLogisticRegression(shape[0], k, _dropout_p(dropout, p)),
+    "bow-logreg": ModelSpec(BowLogisticRegression, lambda shape, k, dropout, p: dict(vocab_size=shape[0], num_classes=k,
+                                                                                     p=_dropout_p(dropout, p)),
                             "bow", ("paper", "none"), "logistic regression on a bag of words; paper = feature dropout"),
-    "mlp": ModelSpec(lambda shape, k, dropout, p: MLP(_numel(shape), k, p=_dropout_p(dropout, p)),
+    "mlp": ModelSpec(MLP, lambda shape, k, dropout, p: dict(in_features=_numel(shape), num_classes=k,
+                                                            p=_dropout_p(dropout, p)),
                      "flat", ("paper", "none"), "784-1000-1000-10 ReLU MLP; paper = dropout on the hidden layers"),
-    "vae": ModelSpec(lambda shape, k, dropout, p: VAE(_numel(shape)),
+    "vae": ModelSpec(VAE, lambda shape, k, dropout, p: dict(in_features=_numel(shape)),
                      "flat", ("none",), "VAE: 500 softplus, 50-d Gaussian latent, Bernoulli decoder"),
 }
+
+
+def stackable(name):
+    return MODELS[name].stackable
 
 
 def _numel(shape):

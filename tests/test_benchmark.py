@@ -24,11 +24,11 @@ def test_trials_mode_prints_the_speed_up_table(tmp_path):
     proc = run_script("benchmark.py", "--workload", "mnist-logreg", "--tiny", "--trials", "1", "4", "--steps", "2",
                       "--warmup", "1", "--rounds", "1", "--threads", "1", "--json", out)
     assert proc.returncode == 0, proc.stderr
-    assert "| mnist-logreg | 4 | shared | stacked |" in proc.stdout and "| mnist-logreg | 4 | own | per trial |" in proc.stdout
+    assert "| mnist-logreg | 4 | shared | stacked |" in proc.stdout and "| mnist-logreg | 4 | own | per member |" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
-    assert {(r["trials"], r["data_order"], r["step"]) for r in rows} == {
-        (1, "shared", "per trial"), *((4, order, step) for order in ("shared", "own") for step in ("per trial", "stacked"))}
-    assert all(r["ratio"] == r["trial_steps_per_s"] / r["solo_trial_steps_per_s"] for r in rows)   # one round: one pair
+    assert {(r["members"], r["data_order"], r["step"]) for r in rows} == {
+        (1, "shared", "per member"), *((4, order, step) for order in ("shared", "own") for step in ("per member", "stacked"))}
+    assert all(r["ratio"] == r["member_steps_per_s"] / r["solo_member_steps_per_s"] for r in rows)   # one round: one pair
     assert all(r["ratio_range"] == [r["ratio"], r["ratio"]] for r in rows)
 
 
@@ -75,7 +75,7 @@ def test_trials_mode_times_the_model_with_the_dropout_asked_for():
     settings = loop.Settings(8)
     hyper = optimizers.resolve("adam", {}, {})
     for dropout, expected in ((None, True), ("none", False)):
-        run = benching.trial_run(2, True, workload, data, inputs, settings, torch.device("cpu"), "adam", hyper,
+        run = benching.stack_run(2, True, workload, data, inputs, settings, torch.device("cpu"), "adam", hyper,
                                   dropout=dropout)
         assert any(isinstance(m, nn.Dropout) for m in run.models[0].modules()) is expected
 
@@ -83,7 +83,7 @@ def test_trials_mode_times_the_model_with_the_dropout_asked_for():
 def test_a_trials_row_takes_the_ratio_of_each_pair_then_their_median_and_range():
     """Paired: a round where the machine was slow for both gives the same ratio as a fast one."""
     from optstudy.experiments import benchmark as benching
-    row = benching.trials_row("w", (16, True, False), [(100.0, 200.0), (50.0, 150.0), (100.0, 100.0)])
+    row = benching.stack_row("w", (16, True, False), [(100.0, 200.0), (50.0, 150.0), (100.0, 100.0)])
     assert row["ratio"] == 2.0 and row["ratio_range"] == [1.0, 3.0]
-    assert row["trial_steps_per_s"] == 150.0 and row["solo_trial_steps_per_s"] == 100.0
-    assert (row["trials"], row["data_order"], row["step"]) == (16, "shared", "per trial")
+    assert row["member_steps_per_s"] == 150.0 and row["solo_member_steps_per_s"] == 100.0
+    assert (row["members"], row["data_order"], row["step"]) == (16, "shared", "per member")

@@ -75,11 +75,11 @@ def batched_run(workload, optimizer, setups, data, inputs, data_seeds, dtype, dr
         models_.append(build(workload, seed, dtype, dropout))
         noise.append(torch.Generator().set_state(torch.get_rng_state()))   # where the solo run's stream is now
     w = workloads.WORKLOADS[workload]
-    stack = trials.stack(w.model, models_, noise, stacked_grads=stacked_step).train()
+    stack = trials.Stack(models_, noise, stacked_grads=stacked_step).train()
     opt = optimizers.build(optimizer, [{"params": list(m.parameters()), **h} for m, (_, h) in zip(models_, setups)],
                            setups[0][1])
     opt = trials.StackedStep(opt, stack) if stacked_step else opt
-    objective = trials.OBJECTIVES[w.objective]
+    objective = workloads.OBJECTIVES[w.objective]
     generators = [torch.Generator().manual_seed(s) for s in data_seeds]
     losses = []
     for x, y in trials.train_batches(data, inputs, BATCH, generators):
@@ -145,10 +145,10 @@ class TrustSGD(torch.optim.Optimizer):
 def test_a_trials_optimizer_state_splits_and_merges_in_the_solo_format():
     data, inputs = tiny_data("mnist-logreg", n_train=4 * BATCH)
     models_ = [build("mnist-logreg", s, torch.float32, None) for s, _ in ADAM]
-    stack = trials.stack("logreg", models_, [torch.Generator() for _ in ADAM])
+    stack = trials.Stack(models_, [torch.Generator() for _ in ADAM])
     opt = torch.optim.Adam([{"params": list(m.parameters()), **h} for m, (_, h) in zip(models_, ADAM)])
     for x, y in trials.train_batches(data, inputs, BATCH, [torch.Generator().manual_seed(s) for s, _ in ADAM]):
-        loss, _ = trials.classify(stack, x, y)
+        loss, _ = workloads.classify(stack, x, y)
         opt.zero_grad()
         loss.sum().backward()
         opt.step()
@@ -160,7 +160,7 @@ def test_a_trials_optimizer_state_splits_and_merges_in_the_solo_format():
     merged = trials.merge_groups([trials.group_of(state, k) for k in range(len(ADAM))])
     assert merged["param_groups"] == state["param_groups"]
     assert all(torch.equal(merged["state"][i]["exp_avg_sq"], state["state"][i]["exp_avg_sq"]) for i in state["state"])
-    saved = trials.trial_model_state(stack, 2)
+    saved = trials.member_model_state(stack, 2)
     assert saved["linear.weight"].untyped_storage().nbytes() == 10 * 784 * 4      # its own, not the stack's
 
 
@@ -342,7 +342,7 @@ def test_the_stacked_step_is_bit_identical_to_solo_runs_with_the_fused_kernel(wo
                                                  ("paper-adam", "PaperAdam has no stacked form")])
 def test_the_stacked_step_refuses_what_it_cannot_compute(optimizer, fragment):
     models_ = [build("mnist-logreg", s, torch.float32, None) for s in (0, 1)]
-    stack = trials.stack("logreg", models_, [torch.Generator()] * 2, stacked_grads=True)
+    stack = trials.Stack(models_, [torch.Generator()] * 2, stacked_grads=True)
     opt = optimizers.build(optimizer, [{"params": list(m.parameters())} for m in models_], {"lr": 1e-3})
     with pytest.raises(ValueError, match=fragment):
         trials.StackedStep(opt, stack)
@@ -352,7 +352,7 @@ def test_the_stacked_step_refuses_what_it_cannot_compute(optimizer, fragment):
 def test_the_stacked_step_leaves_a_frozen_trial_untouched(optimizer):
     """A diverged trial is frozen: with NaN gradients, its parameters and optimizer state stay as they were."""
     models_ = [build("mnist-logreg", s, torch.float32, None) for s in (0, 1, 2)]
-    stack = trials.stack("logreg", models_, [torch.Generator()] * 3, stacked_grads=True)
+    stack = trials.Stack(models_, [torch.Generator()] * 3, stacked_grads=True)
     opt = optimizers.build(optimizer, [{"params": list(m.parameters())} for m in models_], {"lr": 1e-2})
     step = trials.StackedStep(opt, stack)
     for _ in range(2):

@@ -98,6 +98,15 @@ class SparseRows:
 
 # ---------------------------------------------------------------- IMDB
 
+class StackedRows:
+    """The minibatches of the K members of a stack (training/stacking.py), each in its own order:
+    member after member, B rows each."""
+
+    def __init__(self, rows, members):
+        self.rows = rows                 # SparseRows of K * B rows
+        self.members = members
+
+
 def load_imdb(root, cache_dir, vocab_size=VOCAB_SIZE):
     """-> (train_x: SparseRows, train_y: int64 tensor, test_x: SparseRows, test_y, vocab: list[str], source: str)"""
     source, key = _find_source(root, vocab_size)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,11 +21,36 @@ from optstudy.core.cli import UserError
 from optstudy.core.settings import RunConfig
 from optstudy.data import datasets
 from optstudy.records import store as records
-from optstudy.training import loop, optimizers, setup, stacking as batched, workloads
+from optstudy.training import loop, optimizers, setup, stacking, workloads
 
 SCRIPT = provenance.REPO / "src" / "benchmark.py"      # --workload all runs each workload in its own process
 
 POOL_BYTES = 64 * 2**20      # the compute measurement cycles through this much of model inputs
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What benchmark.py is asked to measure: its flags (its build_parser says what each means)."""
+    workload: str                # a workload name, or all
+    dataset: str
+    data_dir: str
+    data_root: str
+    device: str
+    precision: str
+    compile: str
+    channels_last: bool
+    batch_size: int
+    optimizer: str
+    opt: list
+    steps: int
+    warmup: int
+    rounds: int
+    tiny: bool
+    threads: int
+    json: str
+    overhead: bool
+    dropout: str
+    stack_sizes: list            # stack mode: the K of each stack of runs trained together
 
 
 
@@ -118,10 +143,10 @@ def pool_size(data, inputs, batch_size, steps):
 
 
 def as_run(model, workload, data, inputs, settings, steps=1):
-    """A loop.Run of one trial around this model, for the loop's own functions; no record is written."""
-    trial = loop.Trial(RunConfig(), {}, Path("benchmark"), metrics=records.new_metrics(steps),
+    """A loop.Run of one member around this model, for the loop's own functions; no record is written."""
+    member = loop.Member(RunConfig(), {}, Path("benchmark"), metrics=records.new_metrics(steps),
                         generator=torch.Generator().manual_seed(0))
-    return loop.Run(model, workload, data, inputs, settings, [trial], [model], resume_hint=False)
+    return loop.Run(model, workload, data, inputs, settings, [member], [model], resume_hint=False)
 
 
 def time_pipeline(model, opt, workload, data, inputs, settings, steps, warmup):
@@ -304,26 +329,26 @@ def overhead_table(rows):
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- trials mode
+# ---------------------------------------------------------------- stack mode
 
-def trials_mode(args):
+def stack_mode(args):
     names = [args.workload] if args.workload != "all" else [
-        n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model)]
+        n for n in workloads.names() if models.stackable(workloads.WORKLOADS[n].model)]
     for name in names:
         model = workloads.WORKLOADS[name].model
-        if not batched.stackable(model):
-            raise UserError(f"--trials: workload {name} has no stacked model (stackable: "
-                            f"{', '.join(n for n in workloads.names() if batched.stackable(workloads.WORKLOADS[n].model))})")
+        if not models.stackable(model):
+            raise UserError(f"--stack-sizes: workload {name} has no stacked model (stackable: "
+                            f"{', '.join(n for n in workloads.names() if models.stackable(workloads.WORKLOADS[n].model))})")
         if args.dropout and args.dropout not in models.MODELS[model].dropouts:
             raise UserError(f"--dropout {args.dropout}: workload {name} (model {model}) takes "
                             f"{', '.join(models.MODELS[model].dropouts)}")
-    rows = [row for name in names for row in measure_trials(args, name)]
+    rows = [row for name in names for row in measure_stacks(args, name)]
     what = args.optimizer + (f", dropout {args.dropout}" if args.dropout else ", the workload's dropout")
-    return report_rows(args, provenance.pick_device(args.device), what, rows, trials_table)
+    return report_rows(args, provenance.pick_device(args.device), what, rows, stack_table)
 
 
-def measure_trials(args, name):
-    """Per K and data order: trial-steps/s, and the ratio to a solo run timed just before it, in
+def measure_stacks(args, name):
+    """Per K and data order: member-steps/s, and the ratio to a solo run timed just before it, in
     every round (paired: a slow spell of a shared machine hits both); the median over the rounds
     and the range of the ratios."""
     workload = workloads.WORKLOADS[name]
@@ -335,67 +360,67 @@ def measure_trials(args, name):
     data, inputs = load(args, workload, device)
     steps = [False, True] if type(optimizers.build(args.optimizer, [torch.zeros(1, requires_grad=True)], hyper)) in (
         torch.optim.Adam, torch.optim.SGD) else [False]
-    configs = [(k, shared, stacked) for k in args.trials if k > 1 for shared in (True, False) for stacked in steps]
-    rate = lambda c: time_trials(*c, workload, data, inputs, settings, device, args, hyper)
+    configs = [(k, shared, stacked) for k in args.stack_sizes if k > 1 for shared in (True, False) for stacked in steps]
+    rate = lambda c: time_stack(*c, workload, data, inputs, settings, device, args, hyper)
     pairs = {c: [] for c in configs}
     for _ in range(args.rounds):
         for c in configs:
             pairs[c].append((rate((1, True, False)), rate(c)))
     solo = [s for p in pairs.values() for s, _ in p] or [rate((1, True, False)) for _ in range(args.rounds)]
-    rows = [trials_row(name, (1, True, False), [(s, s) for s in solo])]
-    return rows + [trials_row(name, c, p) for c, p in pairs.items()]
+    rows = [stack_row(name, (1, True, False), [(s, s) for s in solo])]
+    return rows + [stack_row(name, c, p) for c, p in pairs.items()]
 
 
-def trials_row(name, config, pairs):
+def stack_row(name, config, pairs):
     """A table row from [(solo rate, batched rate)] of the rounds."""
     k, shared, stacked = config
     ratios = [b / s for s, b in pairs]
-    return {"workload": name, "trials": k, "data_order": "shared" if shared else "own",
-            "step": "stacked" if stacked else "per trial",
-            "trial_steps_per_s": statistics.median(b for _, b in pairs),
-            "solo_trial_steps_per_s": statistics.median(s for s, _ in pairs),
+    return {"workload": name, "members": k, "data_order": "shared" if shared else "own",
+            "step": "stacked" if stacked else "per member",
+            "member_steps_per_s": statistics.median(b for _, b in pairs),
+            "solo_member_steps_per_s": statistics.median(s for s, _ in pairs),
             "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)]}
 
 
-def time_trials(k, shared, stacked, workload, data, inputs, settings, device, args, hyper):
-    """Trial-steps/s of loop.train_epoch on k stacked trials (k = 1: a solo run), after a warm-up."""
+def time_stack(k, shared, stacked, workload, data, inputs, settings, device, args, hyper):
+    """Member-steps/s of loop.train_epoch on k stacked members (k = 1: a solo run), after a warm-up."""
     stop = loop.StopRequest(handle_signals=False)
     part = datasets.limit(data, args.steps * settings.batch_size, 1)
-    run = trial_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked, args.dropout)
+    run = stack_run(k, shared, workload, part, inputs, settings, device, args.optimizer, hyper, stacked, args.dropout)
     optimizer = loop.build_optimizer(run)
-    run.fast_step = batched.StackedStep(optimizer, run.model) if stacked else None
+    run.fast_step = stacking.StackedStep(optimizer, run.model) if stacked else None
     warm = replace(run, data=datasets.limit(data, args.warmup * settings.batch_size, 1))
     loop.train_epoch(run.model, optimizer, warm, 1, stop)          # the same model, optimizer and buffers, warm
     seconds = timed(device, lambda: loop.train_epoch(run.model, optimizer, run, 1, stop))
     return k * datasets.batches_per_epoch(len(part.train_y), settings.batch_size) / seconds
 
 
-def trial_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper, stacked_step=False, dropout=None):
-    """k trials as the sweep would batch them: each its own learning rate, seed (or one shared seed)."""
-    trials_, models_ = [], []
+def stack_run(k, shared, workload, data, inputs, settings, device, optimizer, hyper, stacked_step=False, dropout=None):
+    """k members as the sweep would batch them: each its own learning rate, seed (or one shared seed)."""
+    members_, models_ = [], []
     for i in range(k):
         seed = 0 if shared else i
         own = dict(hyper, lr=hyper["lr"] * (1 + i / k)) if "lr" in hyper else hyper
-        trial = loop.Trial(RunConfig(optimizer=optimizer, seed=seed), own, Path(f"trial{i}"),
+        member = loop.Member(RunConfig(optimizer=optimizer, seed=seed), own, Path(f"member{i}"),
                             metrics=records.new_metrics(1), generator=torch.Generator().manual_seed(seed))
         torch.manual_seed(seed)
         models_.append(setup.build_model(workload, data, device, dropout, channels_last=False))
-        trial.noise = torch.Generator(device=device).manual_seed(seed + 1) if k > 1 else None
-        trials_.append(trial)
-    model = models_[0] if k == 1 else batched.stack(workload.model, models_, [t.noise for t in trials_], stacked_step)
-    return loop.Run(model, workload, data, inputs, settings, trials_, models_, resume_hint=False)
+        member.noise = torch.Generator(device=device).manual_seed(seed + 1) if k > 1 else None
+        members_.append(member)
+    model = models_[0] if k == 1 else stacking.Stack(models_, [t.noise for t in members_], stacked_step)
+    return loop.Run(model, workload, data, inputs, settings, members_, models_, resume_hint=False)
 
 
-def trials_table(rows):
-    lines = ["| workload | K | data order | optimizer step | trial-steps/s batched | one after another | "
+def stack_table(rows):
+    lines = ["| workload | K | data order | optimizer step | member-steps/s batched | one after another | "
              "speed-up (range over rounds) |",
              "|" + "---|" * 7]
     for r in rows:
-        if r["trials"] > 1:
+        if r["members"] > 1:
             low, high = r["ratio_range"]
             spread = f" ({low:.2f}-{high:.2f})" if high > low else ""
-            lines.append(f"| {r['workload']} | {r['trials']} | {r['data_order']} | {r['step']} | "
-                         f"{r['trial_steps_per_s']:.0f} | {r['solo_trial_steps_per_s']:.0f} | {r['ratio']:.2f}x{spread} |")
+            lines.append(f"| {r['workload']} | {r['members']} | {r['data_order']} | {r['step']} | "
+                         f"{r['member_steps_per_s']:.0f} | {r['solo_member_steps_per_s']:.0f} | {r['ratio']:.2f}x{spread} |")
     return "\n".join(lines)
 
 

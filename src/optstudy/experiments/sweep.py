@@ -10,7 +10,7 @@ import shlex
 import signal
 import sys
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import joblib
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import tqdm
 
+import model as models
 from optstudy.analysis import report
 from optstudy.core import provenance
 from optstudy.core.settings import SWEPT_SETTINGS
@@ -25,7 +26,7 @@ from optstudy.core.cli import (EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, Parser, Us
                                non_negative_int, positive_int, seed_int)
 from optstudy.experiments import space
 from optstudy.records import meaning, store as records
-from optstudy.training import flags, optimizers, setup, stacking as trials, workloads
+from optstudy.training import flags, optimizers, setup, stacking, workloads
 
 VAL_SPLIT = 0.1                  # held out of the training set by default: picks never see the test split
 MAX_SETTINGS = space.MAX_SETTINGS  # what one optimizer's stage 1 may plan (a grid's rates, or --trials)
@@ -66,10 +67,10 @@ def build_parser():
     p.add_argument("--target", type=float,
                    help="value of the workload's target metric for epochs-to-target (default: the workload's)")
     p.add_argument("--jobs", type=positive_int, default=1, help="runs (or batches of runs) in parallel (default: 1)")
-    p.add_argument("--batch-trials", default="auto",
+    p.add_argument("--stack-size", "--batch-trials", dest="stack_size", default="auto",
                    help="train up to K runs of one optimizer together as one stacked model (src/optstudy/training/stacking.py), each "
                         "as it would run alone; 1 = one at a time; auto = what pays for the workload on the device, "
-                        "printed (default: auto)")
+                        "printed (default: auto; --batch-trials is its old name)")
     p.add_argument("--backend", choices=["local", "dask"], default="local", help="joblib backend (default: local)")
     p.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://host:8786")
     p.add_argument("--output-dir", default="outputs", help="parent of the sweep folder (default: outputs)")
@@ -77,6 +78,42 @@ def build_parser():
                    help=records.TRUST_PICKLES_HELP)
     p.add_argument("--no-report", action="store_true", help="train and pick only; no tables or figures (report.py makes them later)")
     return p
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep as sweep.py's flags describe it (build_parser says what each means), parsed once
+    (parse) and completed by check_args with the workload's defaults (epochs, weight_decay,
+    stack_size as a number)."""
+    name: str
+    optimizers: list
+    lrs: str
+    trials: int                  # a searched setting: --trials N draws N per optimizer
+    space: str
+    sampler_seed: int
+    seeds: list
+    epochs: int
+    widen: int                   # rates each end of a grid may grow by while the pick sits there
+    select: str
+    val_split: float
+    weight_decay: float
+    target: float
+    jobs: int
+    stack_size: object           # runs trained together as one stack: "auto" or a number as given, then an int
+    backend: str
+    scheduler: str
+    output_dir: str
+    trust_pickles: bool
+    no_report: bool
+    train_args: list             # the flags sweep.py does not know: passed to every run
+    argv: list                   # the command line as given, which the plan records
+
+
+def parse(argv):
+    """sweep.py's flags -> their SweepConfig (the workload's defaults not yet filled in)."""
+    argv = list(argv)
+    known, train_args = build_parser().parse_known_args(argv)
+    return SweepConfig(**vars(known), train_args=train_args, argv=argv)
 
 
 def sweep(argv):
@@ -88,10 +125,9 @@ def sweep(argv):
 
 
 def run_sweep(argv):
-    args, train_args = build_parser().parse_known_args(argv)
-    base = check_args(args, train_args)               # fills the workload's defaults into args
+    args, base = check_args(parse(argv))              # the sweep's settings with the workload's defaults
     sweep_dir = Path(args.output_dir) / args.name
-    plan = make_plan(args, train_args, base, argv)    # validated before anything is written
+    plan = make_plan(args, base)                      # validated before anything is written
     check_planned_runs(plan, args, base)
     check_stacked_step(args, base)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -160,9 +196,10 @@ def run_stage(jobs, args, base, sweep_dir, plan):
                         f"Continue with: {plan['command']}")
 
 
-def check_args(args, train_args):
-    """Refuse what cannot work before anything runs; fill the workload's defaults into args; return
-    the RunConfig of the flags passed through to every run (unresolved: the sweep sets its axes)."""
+def check_args(args):
+    """Refuse what cannot work before anything runs -> (the SweepConfig with the workload's defaults
+    filled in, the RunConfig of the flags passed through to every run: unresolved, the sweep sets
+    its axes)."""
     if args.name in ("", ".", "..") or Path(args.name).name != args.name:
         raise UserError(f"--name {args.name!r}: give a plain folder name (no '/', not empty, not '.' or '..')")
     records.check_folder_target(args.output_dir, "--output-dir")      # a file there: refused before any work
@@ -171,7 +208,7 @@ def check_args(args, train_args):
         raise UserError(f"--trials {args.trials}: at most {MAX_SETTINGS:,} settings per optimizer are planned")
     if args.target is not None and not math.isfinite(args.target):
         raise UserError(f"--target {args.target}: give a finite number")
-    owned = sorted(a.split("=")[0] for a in train_args if a.startswith("--") and flag_key(a) in SWEPT_SETTINGS)
+    owned = sorted(a.split("=")[0] for a in args.train_args if a.startswith("--") and flag_key(a) in SWEPT_SETTINGS)
     if owned:
         raise UserError(f"{', '.join(owned)}: set by the sweep itself; use its own flags (--lrs, --seeds, ...)")
     if args.widen and args.trials:
@@ -189,67 +226,66 @@ def check_args(args, train_args):
         optimizers.lookup(opt)          # an unknown name, a missing file or a bad class: one line, now
     if len({records.optimizer_folder(o) for o in args.optimizers}) != len(args.optimizers):
         raise UserError("--optimizers: two of them would share a folder; name each once")
-    base = flags.raw_config(train_args)                 # bad pass-through flags are refused here
+    base = flags.raw_config(args.train_args)            # bad pass-through flags are refused here
     workload = workloads.WORKLOADS[base.workload]
-    args.batch_trials = batch_trials(args.batch_trials, workload, base.device)
-    args.epochs = args.epochs or workload.epochs
-    if args.weight_decay is None:
-        args.weight_decay = workload.weight_decay or 0.0
+    weight_decay = args.weight_decay if args.weight_decay is not None else workload.weight_decay or 0.0
+    args = replace(args, stack_size=stack_size(args.stack_size, workload, base.device),
+                   epochs=args.epochs or workload.epochs, weight_decay=weight_decay)
     if args.select == "val_acc" and not args.val_split:
         raise UserError("--select val_acc with --val-split 0 would select on the test split; hold out a "
                         f"validation split (--val-split {VAL_SPLIT}) or select on train_loss")
     if args.select == "val_acc" and not workload.has_accuracy:
         raise UserError(f"--select val_acc: workload {base.workload} has no accuracy; use --select train_loss")
-    return base
+    return args, base
 
 
-# --batch-trials auto, per device type: how many trials of a stackable model train together. On a
+# --stack-size auto, per device type: how many runs of a stackable model train together. On a
 # 2-core CPU only the logistic regressions gain (their steps are fixed cost; the MLP and the VAE
-# are compute-bound: src/benchmark.py --trials measures it); on a GPU every small model does.
+# are compute-bound: src/benchmark.py --stack-sizes measures it); on a GPU every small model does.
 AUTO_BATCH = {"cpu": {"logreg": 64, "bow-logreg": 64}, "cuda": {"logreg": 64, "bow-logreg": 64, "mlp": 16, "vae": 16}}
 
 
-def batch_trials(value, workload, device):
-    """--batch-trials as a number: given, or auto for the workload's model on the device."""
+def stack_size(value, workload, device):
+    """--stack-size as a number: given, or auto for the workload's model on the device."""
     if value != "auto":
         try:
             k = int(value)
         except ValueError:
             k = 0
         if k < 1:
-            raise UserError(f"--batch-trials {value!r}: give a positive whole number or auto")
-        if k > 1 and not trials.stackable(workload.model):
-            print(f"--batch-trials {k}: model {workload.model} does not stack; its runs train one at a time")
+            raise UserError(f"--stack-size {value!r}: give a positive whole number or auto")
+        if k > 1 and not models.stackable(workload.model):
+            print(f"--stack-size {k}: model {workload.model} does not stack; its runs train one at a time")
             return 1
         return k
     kind = provenance.pick_device(device).type
     k = AUTO_BATCH.get(kind, {}).get(workload.model, 1)
     if k > 1:
-        print(f"trials batched {k} at a time (--batch-trials auto: model {workload.model} on {kind})")
+        print(f"runs stacked {k} at a time (--stack-size auto: model {workload.model} on {kind})")
     return k
 
 
 def batch_sizes(args, base):
-    """{optimizer: trials per batch}: an optimizer that cannot take one parameter group per trial
+    """{optimizer: members per stack}: an optimizer that cannot take one parameter group per member
     trains its runs one at a time, said in one line; one whose batched update --stacked-step could
     run, where it was not asked for, is said in one line too."""
     sizes = {}
     for opt in args.optimizers:
-        sizes[opt] = args.batch_trials
-        if args.batch_trials > 1:
+        sizes[opt] = args.stack_size
+        if args.stack_size > 1:
             built = batched_optimizer(opt, args, base)
             if built is None:
-                print(f"{opt} takes no parameter group per trial; its runs train one at a time")
+                print(f"{opt} takes no parameter group per run; its runs train one at a time")
                 sizes[opt] = 1
                 continue
-            if not base.stacked_step and trials.stacked_step_refusal(built) is None:
+            if not base.stacked_step and stacking.stacked_step_refusal(built) is None:
                 print(f"{opt}: --stacked-step would update its batched runs by torch's fused kernel, once per "
                       "setting, faster (their numbers then are those of --opt fused=True)")
     return sizes
 
 
 def batched_optimizer(opt, args, base):
-    """The optimizer as a batch builds it (a parameter group per trial), or None where it takes no groups."""
+    """The optimizer as a stack builds it (a parameter group per member), or None where it takes no groups."""
     params = [torch.zeros(1, requires_grad=True) for _ in range(2)]
     try:
         return optimizers.build(opt, [{"params": [p]} for p in params], base_hyperparameters(opt, args, base))
@@ -261,11 +297,11 @@ def check_stacked_step(args, base):
     """--stacked-step with batched runs: every optimizer of the sweep must have the stacked update,
     refused in one line naming the one that has not, before the first run trains (not: adam trains,
     then adagrad is refused)."""
-    if not base.stacked_step or args.batch_trials < 2:
+    if not base.stacked_step or args.stack_size < 2:
         return
     for opt in args.optimizers:
         built = batched_optimizer(opt, args, base)
-        why = trials.stacked_step_refusal(built) if built is not None else None
+        why = stacking.stacked_step_refusal(built) if built is not None else None
         if why:
             raise UserError(f"optimizer {opt}: {why}; nothing was trained")
 
@@ -325,11 +361,11 @@ def parse_lrs(text, search=False):
     return sorted({float(f"{v:.3g}") for v in values})   # 3 significant digits: folder name == value used
 
 
-def make_plan(args, train_args, base, argv):
+def make_plan(args, base):
     plan = {"name": args.name, "optimizers": args.optimizers, "seeds": args.seeds, "widen": args.widen,
             "epochs": args.epochs, "select": args.select, "weight_decay": args.weight_decay,
             "val_split": args.val_split or None,
-            "train_args": train_args, "command": shlex.join(["python", "src/sweep.py", *(argv or sys.argv[1:])])}
+            "train_args": args.train_args, "command": shlex.join(["python", "src/sweep.py", *(args.argv or sys.argv[1:])])}
     if not args.trials:
         return {**plan, "lrs": parse_lrs(args.lrs)}
     return {**plan, **search_plan(args, base)}
@@ -399,7 +435,7 @@ def now():
 
 def run_all(jobs, args, base, sweep_dir, command):
     """Run what is not finished: one after another (stopping at the first interrupted or failed run),
-    or spread over processes or a Dask cluster by joblib; K trials at a time where they batch. A
+    or spread over processes or a Dask cluster by joblib; K runs at a time where they stack. A
     planned folder whose record does not read back is refused, never trained over."""
     threads = base.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     todo = [(opt, replace(run_config(opt, setting, seed, args, base), quiet=True, threads=threads),

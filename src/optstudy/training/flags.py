@@ -72,7 +72,7 @@ def add_execution_flags(p):
                    help="channels_last memory format for convolutional models (default: on)")
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True, help="allow TF32 for fp32 matmuls on CUDA (default: on)")
     p.add_argument("--stacked-step", action="store_true",
-                   help="runs trained together (a sweep's --batch-trials): Adam's or SGD's update by torch's fused "
+                   help="runs trained together (a sweep's --stack-size): Adam's or SGD's update by torch's fused "
                         "kernel, once per group of runs with the same settings, instead of torch's loop over each "
                         "run's parameter group (stacking.StackedStep); other optimizers are refused")
     p.add_argument("--window-batches", type=positive_int,

@@ -18,7 +18,7 @@ from optstudy.core.cli import EXIT_DIVERGED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM,
 from optstudy.core.settings import RunConfig
 from optstudy.data import datasets
 from optstudy.records import store as records
-from optstudy.training import optimizers, stacking as batched, workloads
+from optstudy.training import optimizers, stacking, workloads
 from optstudy.training.probes import Probes
 
 # Steps between the host syncs that look for a NaN/inf loss. On the CPU a sync costs nothing; on
@@ -37,8 +37,9 @@ class Settings:
 
 
 @dataclass
-class Trial:
-    """One run: its settings, its optimizer's settings, its folder, record and random streams."""
+class Member:
+    """One run, a member of the stack that trains it (a run alone is its only member): its
+    settings, its optimizer's settings, its folder, record and random streams."""
     args: RunConfig
     hyper: dict
     run_dir: Path
@@ -46,7 +47,7 @@ class Trial:
     config: dict = None
     metrics: dict = None
     generator: torch.Generator = None    # data order (and augmentation), as in a solo run
-    noise: torch.Generator = None        # dropout and sampling noise of a batched trial (a solo run: the global one)
+    noise: torch.Generator = None        # dropout and sampling noise of a batched member (a solo run: the global one)
     diverged: bool = False
 
 
@@ -79,14 +80,14 @@ class StopRequest:
 @dataclass
 class Run:
     """What is trained and where it is recorded, so that the loop's helpers take one argument: one
-    run, or K trials stacked into one model (each trial's own model in `models`)."""
-    model: torch.nn.Module       # the run's model, or the trials' trials.Stack
+    run, or K members stacked into one model (each member's own model in `models`)."""
+    model: torch.nn.Module       # the run's model, or the members' stacking.Stack
     workload: workloads.Workload
     data: datasets.Data
     inputs: datasets.Inputs
     settings: Settings
-    trials: list                 # [Trial]: one for an ordinary run
-    models: list                 # each trial's own model (a stacked trial's parameters are views)
+    members: list                # [Member]: one for an ordinary run
+    models: list                 # each member's own model (a stacked member's parameters are views)
     resume_hint: bool = True     # on Ctrl-C, print the train.py command that resumes (a sweep prints its own)
     fast_step: object = None     # a stacking.StackedStep standing in for optimizer.step (--stacked-step)
     resumable_checked: bool = False    # the first checkpoint with optimizer state was read back
@@ -94,34 +95,32 @@ class Run:
 
     @property
     def args(self):
-        return self.trials[0].args      # the settings every trial of a batch shares
+        return self.members[0].args      # the settings every member of a batch shares
 
     @property
     def stacked(self):
-        return len(self.trials) > 1
+        return len(self.members) > 1
 
     @property
     def objective(self):
-        return (batched.OBJECTIVES if self.stacked else workloads.OBJECTIVES)[self.workload.objective]
+        return workloads.OBJECTIVES[self.workload.objective]
 
     def train_batches(self):
         if self.stacked:
-            return batched.train_batches(self.data, self.inputs, self.settings.batch_size,
-                                         [t.generator for t in self.trials])
-        return datasets.train_batches(self.data, self.inputs, self.settings.batch_size, self.trials[0].generator)
+            return stacking.train_batches(self.data, self.inputs, self.settings.batch_size,
+                                         [t.generator for t in self.members])
+        return datasets.train_batches(self.data, self.inputs, self.settings.batch_size, self.members[0].generator)
 
     def eval_batches(self, x, y):
-        split = batched.eval_batches if self.stacked else datasets.eval_batches
+        split = stacking.eval_batches if self.stacked else datasets.eval_batches
         return split(x, y, self.settings.eval_batch_size, self.inputs)
 
     def accuracies(self, outputs, labels):
-        """Per trial: percent correct over the logits batches (None without accuracy)."""
-        if not self.stacked:
-            return [workloads.accuracy(outputs, labels)]
-        return batched.accuracies(outputs, labels, len(self.trials))
+        """Per member: percent correct over the logits batches (None without accuracy)."""
+        return workloads.accuracies(outputs, labels, len(self.members))
 
     def live(self):
-        return [(k, t) for k, t in enumerate(self.trials) if not t.diverged]
+        return [(k, t) for k, t in enumerate(self.members) if not t.diverged]
 
 
 def train(run, device):
@@ -130,26 +129,26 @@ def train(run, device):
     optimizer = build_optimizer(run)
     check_stacked_step(run, optimizer)
     schedule = workloads.make_schedule(args.lr_schedule, optimizer)
-    for t in run.trials:
+    for t in run.members:
         t.generator = torch.Generator().manual_seed(t.args.seed)     # data order and augmentation
-    if run.trials[0].checkpoint is None:
+    if run.members[0].checkpoint is None:
         steps = datasets.batches_per_epoch(len(run.data.train_y), args.batch_size)
-        for t in run.trials:
+        for t in run.members:
             t.metrics = records.new_metrics(steps, run.workload.has_accuracy, t.config["run_id"], run.data.val_y is not None)
     else:
         restore(run, optimizer, schedule, device)
     if Probes.wanted(args):
         data = run.data
-        run.probes = Probes(args, run.trials[0].metrics, len(data.train_y),
+        run.probes = Probes(args, run.members[0].metrics, len(data.train_y),
                             lambda: evaluate(run, data.train_x, data.train_y)[0][0], device)
-    for t in run.trials:
+    for t in run.members:
         if t.checkpoint is None:
             records.set_aside(t.run_dir)                 # --overwrite: the old record, whole, until epoch 0 is saved
         records.save_json(t.config, t.run_dir / records.CONFIG)
-    if not run.trials[0].metrics["epoch"]:
+    if not run.members[0].metrics["epoch"]:
         record_epoch(run, 0, evaluate_splits(run, None), 0.0, optimizer)
         save(run, optimizer, schedule, device)
-        for t in run.trials:
+        for t in run.members:
             records.discard_replaced(t.run_dir)          # the overwritten record, kept aside until now
     try:
         return train_epochs(run, optimizer, schedule, device)
@@ -162,7 +161,7 @@ def train_epochs(run, optimizer, schedule, device):
     step_model = compiled(run.model, run.args.compile)
     stop = StopRequest()
     try:
-        for epoch in range(run.trials[0].metrics["epoch"][-1] + 1, run.args.epochs + 1):
+        for epoch in range(run.members[0].metrics["epoch"][-1] + 1, run.args.epochs + 1):
             start = time.perf_counter()
             train_points = train_epoch(step_model, optimizer, run, epoch, stop)
             if stop.signum is not None:
@@ -186,11 +185,11 @@ def check_stacked_step(run, optimizer):
     written, for an optimizer it cannot update (also on a single run, where it would do nothing)."""
     if not run.args.stacked_step:
         return
-    why = batched.stacked_step_refusal(optimizer)
+    why = stacking.stacked_step_refusal(optimizer)
     if why:
         raise UserError(why)
     if run.stacked:
-        run.fast_step = batched.StackedStep(optimizer, run.model)
+        run.fast_step = stacking.StackedStep(optimizer, run.model)
 
 
 class OptimizerFailed(Exception):
@@ -218,35 +217,35 @@ def failed(run, err):
     for _, t in run.live():
         t.metrics["status"] = "failed"
         records.save_metrics(t.metrics, t.run_dir)
-    epoch = run.trials[0].metrics["epoch"][-1] + 1
+    epoch = run.members[0].metrics["epoch"][-1] + 1
     raise UserError(f"optimizer {run.args.optimizer!r} failed in step() during epoch {epoch}: {err}; the record says "
                     "failed, its last complete epoch is kept (--resume continues it)")
 
 
 def build_optimizer(run):
-    """One optimizer; a batch gives each trial its own parameter group with its own settings, so
-    that any torch.optim.Optimizer treats each trial as its solo run would."""
-    t = run.trials[0]
+    """One optimizer; a batch gives each member its own parameter group with its own settings, so
+    that any torch.optim.Optimizer treats each member as its solo run would."""
+    t = run.members[0]
     if not run.stacked:
         return optimizers.build(t.args.optimizer, run.model.parameters(), t.hyper)
-    groups = [{"params": list(m.parameters()), **trial.hyper} for m, trial in zip(run.models, run.trials)]
+    groups = [{"params": list(m.parameters()), **member.hyper} for m, member in zip(run.models, run.members)]
     return optimizers.build(t.args.optimizer, groups, t.hyper)
 
 
 def record_epoch(run, epoch, points, seconds, optimizer):
-    """Each live trial's figures of the epoch into its metrics, and its line on the console."""
+    """Each live member's figures of the epoch into its metrics, and its line on the console."""
     for k, t in run.live():
         records.record_point(t.metrics, epoch, points[k], seconds, optimizer.param_groups[k]["lr"])
-        prefix = f"[{k + 1}/{len(run.trials)}] " if run.stacked else ""
+        prefix = f"[{k + 1}/{len(run.members)}] " if run.stacked else ""
         print(prefix + summary(t.metrics, t.args))
 
 
 def train_epoch(model, optimizer, run, epoch, stop):
-    """One pass over the training set -> per trial (sample-weighted mean loss, accuracy % or None).
+    """One pass over the training set -> per member (sample-weighted mean loss, accuracy % or None).
     Losses stay on the device (no per-step host sync); a non-finite loss is looked for every
     CPU_DIVERGENCE_CHECK_EVERY steps on the CPU, and at the end of the epoch elsewhere. Either way
     the first bad step is the one recorded. A step does nothing but the model's own work and three
-    list appends: the small workloads' steps take well under a millisecond. A trial that diverges
+    list appends: the small workloads' steps take well under a millisecond. A member that diverges
     is recorded and frozen (its gradients dropped); the others go on."""
     model.train()
     n = len(run.data.train_y)
@@ -263,7 +262,7 @@ def train_epoch(model, optimizer, run, epoch, stop):
             loss, out = run.objective(model, x, y)
         stepper = run.fast_step or optimizer
         stepper.zero_grad(set_to_none=True)
-        (loss if loss.dim() == 0 else loss.sum()).backward()     # trials' losses are independent: one backward
+        (loss if loss.dim() == 0 else loss.sum()).backward()     # members' losses are independent: one backward
         freeze_diverged(run)
         if probes:
             probes.step(lambda: optimizer_step(stepper, stop))
@@ -280,7 +279,7 @@ def train_epoch(model, optimizer, run, epoch, stop):
                 return None
         if stop.signum is not None:
             return None
-    losses = torch.stack(losses).view(steps, -1)                 # [steps, trials]
+    losses = torch.stack(losses).view(steps, -1)                 # [steps, members]
     # Each minibatch loss is a mean over its samples; weight by batch size for the epoch mean.
     sizes = torch.full((steps, 1), float(run.settings.batch_size), device=device)
     sizes[-1] = n - run.settings.batch_size * (steps - 1)
@@ -290,22 +289,22 @@ def train_epoch(model, optimizer, run, epoch, stop):
         t.metrics["iter_loss"].extend(losses[:, k].tolist())
     if probes:
         probes.finish_epoch(losses[:, 0].tolist(), outputs, labels)
-    return [(means[k], accuracies[k]) for k in range(len(run.trials))]
+    return [(means[k], accuracies[k]) for k in range(len(run.members))]
 
 
 def freeze_diverged(run):
-    """A diverged trial's parameters get no more updates: optimizers skip a parameter without grad,
-    and the stacked step (--stacked-step) leaves out its frozen trials."""
-    for k, t in enumerate(run.trials):
+    """A diverged member's parameters get no more updates: optimizers skip a parameter without grad,
+    and the stacked step (--stacked-step) leaves out its frozen members."""
+    for k, t in enumerate(run.members):
         if t.diverged:
             for p in run.models[k].parameters():
                 p.grad = None
     if run.fast_step is not None:
-        run.fast_step.frozen = {k for k, t in enumerate(run.trials) if t.diverged}
+        run.fast_step.frozen = {k for k, t in enumerate(run.members) if t.diverged}
 
 
 def record_non_finite(run, losses, epoch, since=0):
-    """Record every live trial whose losses[since:] hold a NaN/inf (earlier ones were checked) as
+    """Record every live member whose losses[since:] hold a NaN/inf (earlier ones were checked) as
     diverged at its first bad step."""
     window = torch.stack(losses[since:]).view(len(losses) - since, -1)
     finite = torch.isfinite(window)
@@ -332,9 +331,9 @@ def compiled(model, mode):
 
 @torch.inference_mode()
 def evaluate(run, x, y):
-    """Per trial (mean loss, accuracy % or None) over all of x, without augmentation or dropout."""
+    """Per member (mean loss, accuracy % or None) over all of x, without augmentation or dropout."""
     run.model.eval()
-    loss_sum = torch.zeros(len(run.trials) if run.stacked else (), device=y.device)
+    loss_sum = torch.zeros(len(run.members) if run.stacked else (), device=y.device)
     outputs, labels = [], []
     for xb, yb in run.eval_batches(x, y):
         with autocast(yb.device, run.settings.precision):
@@ -346,7 +345,7 @@ def evaluate(run, x, y):
 
 
 def evaluate_splits(run, train_points):
-    """Per trial {split: (loss, accuracy)}: the epoch's training figures (None: evaluate the
+    """Per member {split: (loss, accuracy)}: the epoch's training figures (None: evaluate the
     training set, as at epoch 0), the validation split (if held out) and the test split. Nothing
     selects on the test split; it is recorded to be reported."""
     data = run.data
@@ -354,7 +353,7 @@ def evaluate_splits(run, train_points):
     if data.val_y is not None:
         splits["val"] = evaluate(run, data.val_x, data.val_y)
     splits["test"] = evaluate(run, data.test_x, data.test_y)
-    return [{split: points[k] for split, points in splits.items()} for k in range(len(run.trials))]
+    return [{split: points[k] for split, points in splits.items()} for k in range(len(run.members))]
 
 
 def elapsed(start, device):
@@ -377,15 +376,15 @@ def summary(metrics, args):
 
 
 def save(run, optimizer, schedule, device):
-    """Each live trial's checkpoint and metrics, in a solo run's format (its part of a batch's
+    """Each live member's checkpoint and metrics, in a solo run's format (its part of a batch's
     optimizer and schedule, its own model tensors and random streams)."""
     optimizer_state, schedule_state = optimizer.state_dict(), schedule.state_dict()
     cuda = device.type == "cuda"
     for k, t in run.live():
         if run.stacked:
-            model_state = batched.trial_model_state(run.model, k)
-            own_optimizer = batched.group_of(optimizer_state, k)
-            own_schedule = batched.schedule_of(schedule_state, k, len(run.trials))
+            model_state = stacking.member_model_state(run.model, k)
+            own_optimizer = stacking.group_of(optimizer_state, k)
+            own_schedule = stacking.schedule_of(schedule_state, k, len(run.members))
             streams = {"torch": torch.get_rng_state() if cuda else t.noise.get_state(),
                        "cuda": t.noise.get_state() if cuda else None}
         else:
@@ -413,26 +412,26 @@ def warn_if_unresumable(run_dir):
 
 
 def restore(run, optimizer, schedule, device):
-    """Continue from the trials' checkpoints (their models were restored when built)."""
-    checkpoints = [t.checkpoint for t in run.trials]
+    """Continue from the members' checkpoints (their models were restored when built)."""
+    checkpoints = [t.checkpoint for t in run.members]
     if run.stacked:
-        optimizer.load_state_dict(batched.merge_groups([c["optimizer"] for c in checkpoints]))
-        schedule.load_state_dict(batched.merge_schedules([c["schedule"] for c in checkpoints]))
+        optimizer.load_state_dict(stacking.merge_groups([c["optimizer"] for c in checkpoints]))
+        schedule.load_state_dict(stacking.merge_schedules([c["schedule"] for c in checkpoints]))
     else:
         optimizer.load_state_dict(checkpoints[0]["optimizer"])
         schedule.load_state_dict(checkpoints[0]["schedule"])
         torch.set_rng_state(checkpoints[0]["rng"]["torch"])
         if checkpoints[0]["rng"]["cuda"] is not None and device.type == "cuda":
             torch.cuda.set_rng_state(checkpoints[0]["rng"]["cuda"], device)
-    for t in run.trials:
+    for t in run.members:
         t.generator.set_state(t.checkpoint["rng"]["data"])
         t.metrics = records.upgrade(t.checkpoint["metrics"])
         t.metrics["status"] = "running"
-    print(f"resuming from epoch {run.trials[0].metrics['epoch'][-1]}")
+    print(f"resuming from epoch {run.members[0].metrics['epoch'][-1]}")
 
 
 def record_divergence(run, k, epoch, losses):
-    t = run.trials[k]
+    t = run.members[k]
     t.diverged = True
     metrics = t.metrics
     step = (epoch - 1) * metrics["iters_per_epoch"] + len(losses)
@@ -440,7 +439,7 @@ def record_divergence(run, k, epoch, losses):
     metrics["status"] = "diverged"
     metrics["diverged"] = {"epoch": epoch, "step": step}
     records.save_metrics(metrics, t.run_dir)
-    outcome = "stopped" if not run.stacked else "frozen; the other trials go on"
+    outcome = "stopped" if not run.stacked else "frozen; the other members go on"
     print(f"{f'{t.run_dir}: ' if run.stacked else ''}diverged: the training loss became {losses[-1]} at epoch {epoch}, "
           f"step {step}; {outcome} (exit {EXIT_DIVERGED})", file=sys.stderr)
 
@@ -450,7 +449,7 @@ def interrupted(run, signum):
         t.metrics["status"] = "interrupted"
         records.save_metrics(t.metrics, t.run_dir)
     if run.resume_hint and not run.stacked:
-        t = run.trials[0]
+        t = run.members[0]
         argv = [a for a in records.load_config(t.run_dir / records.CONFIG)["argv"] if a not in ("--overwrite", "--resume")]
         resume = command_line(argv + ["--resume"])
         print(f"\ninterrupted; epoch {t.metrics['epoch'][-1]} is saved in {t.run_dir}. Resume with:\n  {resume}",

@@ -11,26 +11,27 @@ from optstudy.core import provenance
 from optstudy.core.cli import EXIT_OK, UserError
 from optstudy.data import datasets
 from optstudy.records import store as records
-from optstudy.training import optimizers, stacking as batched, workloads
+from optstudy.training import optimizers, stacking, workloads
 from optstudy.core.settings import MEMBER_SETTINGS
 from optstudy.training.flags import DROPOUT_RATE, REPO, to_argv
 from optstudy.training.probes import Probes
-from optstudy.training.loop import Run, Settings, Trial, autocast, command_line, quiet, train
+from optstudy.training.loop import Member, Run, Settings, autocast, command_line, quiet, train
 
 
-def new_trial(config):
-    """A run to train from its resolved RunConfig: its optimizer's settings and its folder."""
+def new_member(config):
+    """A run to train from its resolved RunConfig (a member of the stack that trains it, alone or
+    with others): its optimizer's settings and its folder."""
     workload = workloads.WORKLOADS[config.workload]
     hyper = optimizers.resolve(config.optimizer, optimizer_overrides(config), optimizers.parse_opts(config.opt),
                                workload_defaults(config, workload))
     run_dir = Path(config.output_dir) / (config.run_name or f"{records.optimizer_folder(config.optimizer)}_seed{config.seed}")
-    return Trial(config, hyper, run_dir)
+    return Member(config, hyper, run_dir)
 
 
 def train_runs(configs, resume_hint=True):
     """Train runs given by their resolved RunConfigs: one is an ordinary run; several of a workload
     whose model stacks train together as one model (stacking.py), each exactly as it would alone."""
-    runs = [new_trial(config) for config in configs]
+    runs = [new_member(config) for config in configs]
     args = check_batch(runs)
     workload = workloads.WORKLOADS[args.workload]
     device = provenance.pick_device(args.device)
@@ -51,8 +52,8 @@ def train_runs(configs, resume_hint=True):
         if args.batch_size > len(data.train_y):
             raise UserError(f"--batch-size {args.batch_size} is larger than the {len(data.train_y)} training samples")
         configure_backends(args.threads, args.tf32, device)
-        models_ = [build_trial_model(t, workload, data, device, len(runs) > 1) for t in runs]
-        model = models_[0] if len(runs) == 1 else batched.stack(workload.model, models_, [t.noise for t in runs],
+        models_ = [build_member_model(t, workload, data, device, len(runs) > 1) for t in runs]
+        model = models_[0] if len(runs) == 1 else stacking.Stack(models_, [t.noise for t in runs],
                                                                  stacked_grads=args.stacked_step)
         run = Run(model, workload, data, inputs, settings, runs, models_, resume_hint)
         check_model_accepts(run)
@@ -65,27 +66,27 @@ def train_runs(configs, resume_hint=True):
 def hyperparameters(config):
     """Every constructor argument the optimizer of a run with this config gets (the sweep checks
     its plan with the exact settings of each run)."""
-    t = new_trial(config)
+    t = new_member(config)
     return {**optimizers.lookup(config.optimizer).fixed, **t.hyper}
 
 
 def batch_key(args):
-    """The settings the trials of one batch must share: everything but each trial's own."""
+    """The settings the members of one batch must share: everything but each member's own."""
     return {k: v for k, v in records.identity(args.as_args()).items() if k not in MEMBER_SETTINGS}
 
 
 def check_batch(runs):
-    """Runs trained together share every setting but their own (PER_TRIAL) and a stackable model."""
+    """Runs trained together share every setting but their own (core/settings.py: MEMBER_SETTINGS) and a stackable model."""
     first = runs[0].args
     if len(runs) > 1:
         differing = sorted({k for t in runs[1:] for k, v in batch_key(t.args).items() if batch_key(first).get(k) != v})
         if differing:
             raise UserError(f"runs trained together must share {', '.join(differing)}")
-        if not batched.stackable(workloads.WORKLOADS[first.workload].model):
+        if not models.stackable(workloads.WORKLOADS[first.workload].model):
             raise UserError(f"workload {first.workload} has no stacked model; train its runs one at a time")
         if any(Probes.wanted(t.args) for t in runs):
             raise UserError("--window-batches, --eval-every-examples and --time-steps measure solo runs; train "
-                            "these runs one at a time (--batch-trials 1)")
+                            "these runs one at a time (--stack-size 1)")
         if len({t.run_dir.resolve() for t in runs}) != len(runs):
             raise UserError("two runs of the batch share a run folder")
     return first
@@ -102,9 +103,9 @@ def still_to_train(runs):
     return todo
 
 
-def build_trial_model(t, workload, data, device, stacked):
-    """The trial's model, initialised from its seed as a solo run's (then restored, on resume); a
-    batched trial gets its own noise stream, where the solo run's global stream would now be."""
+def build_member_model(t, workload, data, device, stacked):
+    """The member's model, initialised from its seed as a solo run's (then restored, on resume); a
+    batched member gets its own noise stream, where the solo run's global stream would now be."""
     torch.manual_seed(t.args.seed)
     model = build_model(workload, data, device, t.args.dropout, t.args.dropout_rate, t.args.channels_last)
     if t.checkpoint is not None:

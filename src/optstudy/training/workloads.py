@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 import model as models
 from optstudy.data import datasets
-from optstudy.training import stacking
 
 LR_SCHEDULES = ("constant", "inv-sqrt")
 PREPROCESS = ("standardize", "zca", "signed")   # signed: the PyTorch CIFAR-10 tutorial's mean 0.5, std 0.5
@@ -91,11 +90,11 @@ def names():
 
 def table():
     """The registry as aligned text, for --list-workloads."""
-    rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "trials", "paper")]
+    rows = [("name", "data", "model", "batch", "epochs", "schedule", "target", "stack", "paper")]
     for name, w in WORKLOADS.items():
         data = "/".join((w.dataset, *w.datasets)) + (", --data-dir" if w.image_folders else "")
         rows.append((name, data, w.model, str(w.batch_size), str(w.epochs), w.lr_schedule,
-                     f"{w.target[0]} {w.target[1]:g}", "stacked" if stacking.stackable(w.model) else "one at a time",
+                     f"{w.target[0]} {w.target[1]:g}", "stacked" if models.stackable(w.model) else "one at a time",
                      w.paper))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths + [0])).rstrip() for r in rows]
@@ -105,32 +104,44 @@ def table():
 
 # ---------------------------------------------------------------- losses
 
+# Each loss takes a model alone (outputs [B, ...], labels [B]) or a stacking.Stack of K members
+# (outputs [K, B, ...], labels [K, B], or [B] shared by all), and returns (the mean loss: a scalar,
+# or [K], one per member; the detached logits for accuracies(), or None).
+
 def classify(model, x, y):
-    """(mean cross-entropy, logits): accuracy is counted from the logits once per epoch
-    (accuracy()), not per step, where each extra op costs as much as a small model's layer."""
+    """Mean cross-entropy: accuracy is counted from the logits once per epoch (accuracies()), not
+    per step, where each extra op costs as much as a small model's layer. A stack's K means come
+    from one cross-entropy over its K * B rows."""
     logits = model(x)
-    return F.cross_entropy(logits.float(), y), logits.detach()
+    if logits.dim() == 2:
+        return F.cross_entropy(logits.float(), y), logits.detach()
+    k, b, c = logits.shape
+    y = y.expand(k, b) if y.dim() == 1 else y
+    losses = F.cross_entropy(logits.float().reshape(k * b, c), y.reshape(-1), reduction="none").view(k, b).mean(1)
+    return losses, logits.detach()
 
 
 def negative_elbo(model, x, y):
-    """(mean negative ELBO in nats, None): the VAE's forward returns it per sample."""
-    return model(x).float().mean(), None
-
-
-def accuracy(outputs, labels):
-    """Percent correct over a list of logits batches and their labels; None without outputs."""
-    if not outputs or outputs[0] is None:
-        return None
-    predicted = torch.cat(outputs).argmax(1)
-    return 100.0 * (predicted == torch.cat(labels)).sum().item() / len(predicted)
+    """Mean negative ELBO in nats: the VAE's forward returns it per sample."""
+    return model(x).float().mean(-1), None
 
 
 def half_squared_error(model, x, y):
-    """(mean of (y^ - y)^2 / 2 over the minibatch, None): D2L's squared_loss, averaged."""
-    return ((model(x).float() - y) ** 2 / 2).mean(), None
+    """Mean of (y^ - y)^2 / 2 over the minibatch: D2L's squared_loss, averaged."""
+    return ((model(x).float() - y) ** 2 / 2).mean(-1), None
 
 
 OBJECTIVES = {"classify": classify, "elbo": negative_elbo, "regress": half_squared_error}
+
+
+def accuracies(outputs, labels, k):
+    """Per member of k (1: a run alone): percent correct over the epoch's logits batches ([B, C] or
+    [K, B, C]) and their labels ([B] or [K, B]); None each without outputs."""
+    if not outputs or outputs[0] is None:
+        return [None] * k
+    correct = sum((out.argmax(-1) == y).sum(-1) for out, y in zip(outputs, labels))
+    total = sum(y.shape[-1] for y in labels)
+    return [100.0 * c / total for c in correct.view(-1).tolist()]
 
 
 # ---------------------------------------------------------------- learning-rate schedules
