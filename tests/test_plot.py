@@ -132,8 +132,10 @@ def test_runs_that_differ_in_another_setting_are_two_labelled_curves(setting_pai
 def test_plot_draws_a_curve_for_every_setting(setting_pairs, tmp_path):
     proc = run_script("plot.py", setting_pairs, "--out", tmp_path / "fig")
     assert proc.returncode == 0, proc.stderr
-    assert "6 run(s), 6 curve(s)" in proc.stdout
-    assert png_ok(tmp_path / "fig" / "curves.png")
+    # two workloads: a figure each, never MNIST and IMDB in one axes
+    assert "mnist-logreg: 5 run(s), 5 curve(s)" in proc.stdout and "imdb-bow-logreg: 1 run(s), 1 curve(s)" in proc.stdout
+    assert png_ok(tmp_path / "fig" / "curves-mnist-logreg.png") and png_ok(tmp_path / "fig" / "curves-imdb-bow-logreg.png")
+    assert not (tmp_path / "fig" / "curves.png").exists()
 
 
 def test_seeds_of_one_setting_still_form_one_band(train_run, tmp_path):
