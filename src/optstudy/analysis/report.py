@@ -56,7 +56,7 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=N
     config = baselines.run_config(sweep_dir, picked[0])
     target = on_recorded_split(workload_target(sweep_dir, plan, target), [m for ms in best.values() for m in ms])
     shipped = baselines.picks(baselines_dir, config) if baselines_dir else {}
-    rows = [{**table_row(opt, plan, ms, target), "timed_on": meaning.timing_words(config)} for opt, ms in best.items()]
+    rows = [timed(table_row(opt, plan, ms, target), config) for opt, ms in best.items()]
     rows += [baseline_row(label, base, target, config) for label, base in shipped.items()]
     verdicts = comparisons(runs, plan)
     versus = baselines.verdicts(picked, plan, config, shipped) if shipped else []
@@ -79,11 +79,21 @@ def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=N
     return sweep_sections(sweep_dir, plan, rows, verdicts + versus, target, config, budget)
 
 
+def timed(row, config):
+    """The row with, after its seconds, what they were measured on (timed_on)."""
+    out = {}
+    for key, value in row.items():
+        out[key] = value
+        if key == "median_s_per_epoch":
+            out["timed_on"] = meaning.timing_words(config)
+    return out
+
+
 def baseline_row(label, base, target, config):
     """A baseline pick's row; its seconds only where they were measured as the sweep's were (the
     same machine, threads and batching), else left out and said."""
-    row = {**table_row(base.optimizer, base.plan, [r.metrics for r in base.picks], target),
-           "optimizer": f"{label}{plot.BASELINE}", "timed_on": meaning.timing_words(base.config)}
+    row = timed({**table_row(base.optimizer, base.plan, [r.metrics for r in base.picks], target),
+                 "optimizer": f"{label}{plot.BASELINE}"}, base.config)
     if meaning.timing_words(base.config) != meaning.timing_words(config):
         row["median_s_per_epoch"] = (f"not compared ({row['median_s_per_epoch']} s, timed otherwise than this sweep: "
                                      "see timed_on)")
