@@ -11,8 +11,11 @@ Figures:
     iterations.png  per-iteration minibatch train loss, smoothed by a trailing moving average
                     over --smooth iterations (the raw curve is drawn faintly behind it)
 Runs that differ only in seed are drawn as their mean with a min-max band; runs that differ in
-anything else are separate curves, labelled by every setting in which they differ (the optimizer's
-colour, a line style each). A diverged run is drawn up to its last complete epoch and marked x.
+anything else are separate curves, labelled by the optimizer's short name (a user optimizer's class)
+and every setting in which they differ, each curve its own colour (a built-in optimizer's is fixed;
+a user optimizer never takes one). A diverged run is drawn up to its last complete epoch and marked
+x. Runs of several workloads make one figure each (curves-<workload>.png, iterations-<workload>.png).
+With --baselines, a baseline sweep's picks are drawn, not its every trial.
 """
 import sys
 

@@ -10,7 +10,8 @@ Writes into the sweep folder:
                               epoch, seeds, diverged runs
     curves.png                best setting per optimizer: mean over seeds, band = min..max
     iterations.png            per-iteration train loss at the best setting, log axis
-    lr_sensitivity.png        final metric against learning rate, diverged runs marked x
+    lr_sensitivity.png        the selection's value (best validation accuracy over the epochs, or the
+                              final train loss) against learning rate, diverged runs marked x
     tuning_curves.png         expected best result after k trials drawn with replacement from the
                               first seed's trials, k = 1..N (Dodge et al., 2019); a diverged trial
                               counts as the untrained model (epoch 0), hollow where it may be best
@@ -30,7 +31,11 @@ Given several sweeps (one per workload), it also writes into --study-dir:
                               selection metric at the last epoch; --win-weighting: per pair or per
                               workload); the matrix is also in study.md
 Verdicts: paired t intervals between the optimizers' picks over the seeds both finished, less the
-first seed (it picked the settings), with the number of intervals made.
+first seed (it picked the settings), with the number of intervals made. With --baselines, each pick
+is also judged against each comparable baseline pick the same way (over the seeds both ran, less
+each side's picking seed; refused, in words, where a seed would not mean the same initialisation
+and data order), and results.md says what each side was given (settings tried, dimensions, epochs,
+a pick at the edge of its range).
     study_runs.csv            every run of every sweep, tidy
 --html PATH writes all of it, every sweep and the study, as one self-contained page (src/page.py).
 """

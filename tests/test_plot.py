@@ -132,8 +132,12 @@ def test_runs_that_differ_in_another_setting_are_two_labelled_curves(setting_pai
 def test_plot_draws_a_curve_for_every_setting(setting_pairs, tmp_path):
     proc = run_script("plot.py", setting_pairs, "--out", tmp_path / "fig")
     assert proc.returncode == 0, proc.stderr
-    assert "6 run(s), 6 curve(s)" in proc.stdout
-    assert png_ok(tmp_path / "fig" / "curves.png")
+    # three workloads: a figure each, never the MLP, MNIST and IMDB in one axes
+    for workload, n in (("mnist-mlp", 2), ("mnist-logreg", 3), ("imdb-bow-logreg", 1)):
+        assert f"{workload}: {n} run(s), {n} curve(s)" in proc.stdout, proc.stdout
+        assert png_ok(tmp_path / "fig" / f"curves-{workload}.png")
+    assert "6 run(s) of 3 workloads" in proc.stdout
+    assert not (tmp_path / "fig" / "curves.png").exists()
 
 
 def test_seeds_of_one_setting_still_form_one_band(train_run, tmp_path):

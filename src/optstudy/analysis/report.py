@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optstudy.analysis import export, page, plotting as plot, stats
+from optstudy.analysis import baselines, export, page, plotting as plot, stats
 from optstudy.core.cli import UserError
 from optstudy.records import meaning, store as records
 from optstudy.records.meaning import at_picks, collect, first_seed, load_plan
@@ -41,35 +41,63 @@ def report(sweep_dirs, study_dir=None, baselines=None, html=None, target=None, s
 
 def report_sweep(sweep_dir, target, smooth, trust_pickles=False, baselines_dir=None):
     """One sweep's tables, verdicts and figures, into its folder -> its sections of the HTML page.
-    Comparable baselines' picks join the table and the curves, marked (baseline); verdicts and
-    tuning curves stay the sweep's own. Only finished runs (complete at the plan's length, or
-    diverged) make a value; each row says how many of its planned runs it rests on."""
+    Comparable baselines' picks join the table, the curves, the sensitivity and tuning curves,
+    marked (baseline), and each of the sweep's picks gets paired verdicts against each of theirs,
+    with each side's budget (analysis/baselines.py). Only finished runs (complete at the plan's
+    length, or diverged) make a value; each row says how many of its planned runs it rests on."""
     plan = load_plan(sweep_dir)
     records.ensure_writable(sweep_dir)
     runs = finished_only(collect(sweep_dir, plan, trust_pickles), plan, sweep_dir)
-    best = {opt: [r.metrics for r in at_picks(runs, plan) if r.optimizer == opt] for opt in plan["optimizers"]}
+    picked = at_picks(runs, plan)
+    best = {opt: [r.metrics for r in picked if r.optimizer == opt] for opt in plan["optimizers"]}
     best = {opt: ms for opt, ms in best.items() if ms}
     if not best:
         raise UserError(f"{sweep_dir}: no finished runs at a chosen setting yet")
+    config = baselines.run_config(sweep_dir, picked[0])
     target = on_recorded_split(workload_target(sweep_dir, plan, target), [m for ms in best.values() for m in ms])
-    rows = [table_row(opt, plan, ms, target) for opt, ms in best.items()]
-    shipped = baseline_picks(baselines_dir, sweep_dir, runs) if baselines_dir else {}
-    rows += [{**table_row(opt, base_plan, ms, target), "optimizer": f"{label} (baseline)"}
-             for label, (opt, base_plan, ms) in shipped.items()]
+    shipped = baselines.picks(baselines_dir, config) if baselines_dir else {}
+    rows = [timed(table_row(opt, plan, ms, target), config) for opt, ms in best.items()]
+    rows += [baseline_row(label, base, target, config) for label, base in shipped.items()]
     verdicts = comparisons(runs, plan)
-    write_tables(rows, plan, sweep_dir, target, verdicts)
+    versus = baselines.verdicts(picked, plan, config, shipped) if shipped else []
+    budget = baselines.budgets(plan, picked, shipped) if shipped else []
+    write_tables(rows, plan, sweep_dir, target, verdicts, versus, budget)
     groups = {opt: [m for m in ms if m["epoch"]] for opt, ms in best.items()}
-    groups.update({f"{label} (baseline)": ms for label, (_, _, ms) in shipped.items()})
+    groups.update({f"{label}{plot.BASELINE}": [r.metrics for r in base.picks] for label, base in shipped.items()})
     for note in plot.notes(groups):
         print(f"note: {note}")
-    plot.plot_epochs(groups, sweep_dir / "curves.png", log_y=False)
+    plot.plot_epochs(groups, sweep_dir / "curves.png", log_y=True)
     plot.plot_iterations(groups, sweep_dir / "iterations.png", smooth, log_y=True)
-    plot_sensitivity(runs, plan, sweep_dir / "lr_sensitivity.png")
+    sides = [(opt, plan, first_seed(runs, plan, opt)) for opt in plan["optimizers"]]
+    sides += [(f"{label}{plot.BASELINE}", base.plan, first_seed(base.trials, base.plan, base.optimizer))
+              for label, base in shipped.items()]
+    plot_sensitivity(sides, plan, sweep_dir / "lr_sensitivity.png")
     plot_figure3(groups, sweep_dir / "figure3.png", smooth)
-    plot_tuning_curves(runs, plan, sweep_dir / "tuning_curves.png")
+    plot_tuning_curves(sides, plan, sweep_dir / "tuning_curves.png")
     export.write_tidy_csv(export.tidy_rows([sweep_dir], trust_pickles), sweep_dir / "runs.csv")
     print((sweep_dir / "results.md").read_text())
-    return sweep_sections(sweep_dir, plan, rows, verdicts, target, runs)
+    return sweep_sections(sweep_dir, plan, rows, verdicts + versus, target, config, budget)
+
+
+def timed(row, config):
+    """The row with, after its seconds, what they were measured on (timed_on)."""
+    out = {}
+    for key, value in row.items():
+        out[key] = value
+        if key == "median_s_per_epoch":
+            out["timed_on"] = meaning.timing_words(config)
+    return out
+
+
+def baseline_row(label, base, target, config):
+    """A baseline pick's row; its seconds only where they were measured as the sweep's were (the
+    same machine, threads and batching), else left out and said."""
+    row = timed({**table_row(base.optimizer, base.plan, [r.metrics for r in base.picks], target),
+                 "optimizer": f"{label}{plot.BASELINE}"}, base.config)
+    if meaning.timing_words(base.config) != meaning.timing_words(config):
+        row["median_s_per_epoch"] = (f"not compared ({row['median_s_per_epoch']} s, timed otherwise than this sweep: "
+                                     "see timed_on)")
+    return row
 
 
 def finished_only(runs, plan, where):
@@ -85,61 +113,28 @@ def finished_only(runs, plan, where):
     return kept
 
 
-def sweep_sections(sweep_dir, plan, rows, verdicts, target, runs):
-    r = at_picks(runs, plan)[0]
-    config = records.load_json(records.sweep_run_dir(sweep_dir, r.optimizer, r.setting, r.seed) / records.CONFIG)
-    figures = [("curves.png", "best setting per optimizer: mean over seeds, band = min..max"),
+def sweep_sections(sweep_dir, plan, rows, verdicts, target, config, budget=()):
+    select = "final train loss" if plan["select"] == "train_loss" else "best validation accuracy over the epochs (what the selection reads)"
+    figures = [("curves.png", "best setting per optimizer: mean over seeds, band = min..max; y zoomed to where the "
+                              "curves differ, the full range in the inset; loss axes logarithmic"),
                ("iterations.png", "per-iteration training loss at the best setting"),
-               ("lr_sensitivity.png", f"final {plan['select']} of seed {plan['seeds'][0]} against the learning rate"),
+               ("lr_sensitivity.png", f"{select} of seed {plan['seeds'][0]} (each side's picking seed) against the "
+                                      "learning rate, baselines beside the sweep's"),
                ("tuning_curves.png", "expected best result after k trials drawn with replacement (Dodge et al., 2019)"),
                ("figure3.png", "the first 3 epochs per iteration beside all epochs (the paper's Figure 3)")]
     header = list(dict.fromkeys(k for row in rows for k in row))
     return [(f"Sweep {plan['name']}: settings and provenance", page.paragraphs([
                 f"Workload {config['workload']['name']}; validation: {split_words(plan)}.",
                 f"Selection: {plan['select']} of seed {plan['seeds'][0]} over {selection_words(plan)}; "
-                f"{plan['epochs']} epochs; epochs to reach {target_words(target)}."]) + page.provenance(config, plan)),
+                f"{plan['epochs']} epochs; {weight_decay_words(plan)}; epochs to reach {target_words(target)}."])
+             + page.provenance(config, plan)),
             (f"Sweep {plan['name']}: results", page.paragraphs([
                 "Mean ± std over seeds at each optimizer's pick; final_val_* columns are the held-out validation "
                 "split, final_test_* the test split (reported, never selected on)."]) + page.table(header, rows)
+             + (page.paragraphs(["What each side was given:"]) + page.items(list(budget)) if budget else "")
              + page.paragraphs([f"Verdicts: paired differences at the picks ({stats_words(plan)})."])
              + page.items([v.lstrip("- ") for v in verdicts])),
             (f"Sweep {plan['name']}: figures", "".join(page.image(sweep_dir / name, caption) for name, caption in figures))]
-
-
-def baseline_picks(folder, sweep_dir, runs):
-    """{label: (optimizer, the baseline sweep's plan, its picks' metrics)} of a shipped baseline folder (one
-    sweep, or a folder of sweeps such as baselines/figure1), where its runs are comparable with this
-    sweep's (what is not, or differs, is said in one line). An optimizer found in two comparable
-    sweeps is labelled with each sweep's name, so that their picks never mix."""
-    folder = Path(folder)
-    sweeps = [folder] if (folder / "sweep.json").is_file() else sorted(p.parent for p in folder.rglob("sweep.json"))
-    if not sweeps:
-        raise UserError(f"--baselines {folder}: no sweep.json in it (give a folder of baselines/)")
-    config = lambda where, r: records.load_json(records.sweep_run_dir(where, r.optimizer, r.setting, r.seed) / records.CONFIG)
-    reference, found = config(sweep_dir, runs[0]), []
-    for where in sweeps:
-        plan = load_plan(where)
-        picked = at_picks(meaning.finished(collect(where, plan), plan), plan)
-        kept, notes = meaning.comparable([(r, config(where, r), r.metrics) for r in picked], reference)
-        for note in notes:
-            print(f"note: {where}: {note}")
-        found += [(r.optimizer, plan, metrics) for r, _, metrics in kept]
-    sweeps_of = {}
-    for opt, plan, _ in found:
-        sweeps_of.setdefault(opt, set()).add(plan["name"])
-    out = {}
-    for opt, plan, metrics in found:
-        label = opt if len(sweeps_of[opt]) == 1 else f"{opt}, {plan['name']}"
-        out.setdefault(label, (opt, plan, []))[2].append(metrics)
-    return out
-
-
-
-
-
-
-
-
 
 
 def workload_target(sweep_dir, plan, value):
@@ -222,7 +217,14 @@ def comparisons(runs, plan):
     return lines
 
 
-def write_tables(rows, plan, sweep_dir, target, verdicts=()):
+def weight_decay_words(plan):
+    return (f"weight decay {plan['weight_decay']} given to every optimizer{' unless searched' if plan.get('trials') else ''} "
+            "(Adam, SGD and the other torch optimizers add it to the gradient as L2; an optimizer with decoupled "
+            "decay, such as AdamW or Lion, shrinks the weights by lr x decay each step instead, so the same number "
+            "is a different regulariser there)")
+
+
+def write_tables(rows, plan, sweep_dir, target, verdicts=(), versus=(), budget=()):
     header = list(dict.fromkeys(key for row in rows for key in row))     # every row's columns, in order
     rows = [{key: row.get(key, "n/a") for key in header} for row in rows]
     records.atomic_write(sweep_dir / "results.csv", lambda tmp: export.write_csv(tmp, header, rows))
@@ -230,8 +232,7 @@ def write_tables(rows, plan, sweep_dir, target, verdicts=()):
                                                         f"{plan['epochs']} epochs; mean ± std over seeds.")
     lines = [f"# Sweep {plan['name']}", "",
              f"Validation: {split_words(plan)}. Selection: {plan['select']} of seed {plan['seeds'][0]} over "
-             f"{selection_words(plan)}; weight decay {plan['weight_decay']} for every optimizer"
-             f"{' unless searched' if plan.get('trials') else ''}; {plan['epochs']} epochs; "
+             f"{selection_words(plan)}; {weight_decay_words(plan)}; {plan['epochs']} epochs; "
              f"values are mean ± std over seeds; epochs to reach {target_words(target)}.", "",
              "Only finished runs make a value (complete at the plan's epochs, or diverged); `runs` says how many "
              "of the pick's planned runs there are.", "",
@@ -239,6 +240,10 @@ def write_tables(rows, plan, sweep_dir, target, verdicts=()):
     lines += [md_row(r[h] for h in header) for r in rows]
     if verdicts:
         lines += ["", f"## Verdicts: paired differences at the picks ({stats_words(plan)})", "", *verdicts]
+    if budget:
+        lines += ["", "## Against the baselines: what each side was given", "", *(f"- {b}" for b in budget)]
+    if versus:
+        lines += ["", "## Verdicts against the baselines: paired differences at the picks", "", *versus]
     records.atomic_write(sweep_dir / "results.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
@@ -286,25 +291,34 @@ def tuning_curves(runs, plan):
     return curves
 
 
-def plot_tuning_curves(runs, plan, path):
-    """The tuning curves (tuning_curves()); where a diverged trial may be the best of k, the point
+def plot_tuning_curves(sides, plan, path):
+    """The tuning curves (tuning_curves()) of each side, (label, its plan, its first-seed Records):
+    the sweep's optimizers and the baselines'. Where a diverged trial may be the best of k, the point
     is hollow. The estimator assumes the trials are a random search; on a grid it is the expected
     best of k grid points drawn at random, and the axis says so."""
     fig, ax = plt.subplots(figsize=(7, 5))
-    for opt, curve in tuning_curves(runs, plan).items():
-        c = plot.color(opt)
-        label = plot.plain(opt) + (f" ({curve.diverged}/{curve.n} trials diverged)" if curve.diverged else "")
-        ax.plot(curve.ks, curve.mean, color=c, label=label)
+    colours, names = plot.curve_colors([s[0] for s in sides]), plot.legend_labels([s[0] for s in sides])
+    grids = set()
+    for label, side_plan, trials in sides:
+        curve = tuning_curves(trials, {**side_plan, "optimizers": [trials[0].optimizer]}).get(trials[0].optimizer) if trials else None
+        if curve is None:
+            continue
+        grids.add(not side_plan.get("trials"))
+        c = colours[label]
+        text = plot.plain(names[label]) + (f" ({curve.diverged}/{curve.n} trials diverged)" if curve.diverged else "")
+        ax.plot(curve.ks, curve.mean, color=c, label=text, linestyle="--" if plot.BASELINE in label else "-")
         for k, m, p in zip(curve.ks, curve.mean, curve.p_diverged):
             ax.plot(k, m, "o", color=c, markerfacecolor="none" if p > 0 else c)
-    kind = "search's" if plan.get("trials") else "grid's (a grid is not a random search)"
+    kind = ("search's" if grids == {False} else "grid's (a grid is not a random search)" if grids == {True}
+            else "search's or grid's\n(a grid is not a random search)")
     ax.set_xlabel(f"trials k, drawn with replacement from the {kind} trials")
     ax.set_ylabel(f"expected best {'validation accuracy (%)' if plan['select'] == 'val_acc' else 'final train loss'}")
     if plan["select"] != "val_acc":
         ax.set_yscale("log")
-    ax.set_title(f"tuning curves (Dodge et al., 2019), seed {plan['seeds'][0]}; hollow: a diverged trial may be best")
+    ax.set_title("tuning curves (Dodge et al., 2019), each side's picking-seed trials\n"
+                 "hollow: a diverged trial may be the best of k", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(fontsize="small")
     return plot.save(fig, path)
 
 
@@ -314,40 +328,47 @@ def target_words(target):
     return f"{value:g}% {split} accuracy" if metric.endswith("acc") else f"{metric.replace('_', ' ')} {value:g}"
 
 
-def plot_sensitivity(runs, plan, path):
+def plot_sensitivity(sides, plan, path):
+    """Each side's picking-seed trials against their learning rate: sides are (label, its plan, its
+    first-seed Records), the sweep's and the baselines'; the value is the selection's (the final
+    train loss, or the best validation accuracy over the epochs); a diverged trial is an x on top."""
     fig, ax = plt.subplots(figsize=(7, 5))
     key = "train_loss" if plan["select"] == "train_loss" else "val_acc"
-    line = "none" if plan.get("trials") else "-"     # searched settings differ in more than lr: no line
-    for opt in plan["optimizers"]:
-        points = sorted(((r.setting["lr"], r.metrics) for r in first_seed(runs, plan, opt)), key=lambda p: p[0])
-        ok = [(lr, m[key][-1] if key == "train_loss" else max(m[key])) for lr, m in points if m["status"] != "diverged"]
+    colours, names = plot.curve_colors([s[0] for s in sides]), plot.legend_labels([s[0] for s in sides])
+    for (label, side_plan, trials), style in zip(sides, plot.linestyles([s[0] for s in sides]).values()):
+        line = "none" if side_plan.get("trials") else style     # searched settings differ in more than lr: no line
+        points = sorted(((r.setting["lr"], r.metrics) for r in trials), key=lambda p: p[0])
+        ok = [(lr, m[key][-1] if key == "train_loss" else max(m[key])) for lr, m in points
+              if m["status"] != "diverged" and key in m]
         if ok:
-            ax.plot(*zip(*ok), marker="o", linestyle=line, color=plot.color(opt), label=plot.plain(opt))
+            ax.plot(*zip(*ok), marker="o" if plot.BASELINE not in label else "s", linestyle=line,
+                    color=colours[label], label=plot.plain(names[label]))
         bad = [lr for lr, m in points if m["status"] == "diverged"]
         if bad:
-            ax.plot(bad, [1.0] * len(bad), "x", markersize=10, color=plot.color(opt),
-                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{plot.plain(opt)} diverged")
+            ax.plot(bad, [1.0] * len(bad), "x", markersize=10, color=colours[label],
+                    transform=ax.get_xaxis_transform(), clip_on=False, label=f"{plot.plain(names[label])} diverged")
     ax.set_xscale("log")
     if key == "train_loss":
         ax.set_yscale("log")   # a rate just short of diverging can end at a loss of 1e13
     ax.set_xlabel("learning rate")
-    ax.set_ylabel("final train loss" if key == "train_loss" else "best val accuracy (%)")
-    ax.set_title(f"seed {plan['seeds'][0]}, weight decay {plan['weight_decay']}")
+    ax.set_ylabel("final train loss" if key == "train_loss" else "best val accuracy over the epochs (%)")
+    ax.set_title(f"each side's picking seed, weight decay {plan['weight_decay']}")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     return plot.save(fig, path)
 
 
 def plot_figure3(groups, path, window):
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    colours, names = plot.curve_colors(groups), plot.legend_labels(groups)
     for opt, runs in groups.items():
         n = min(3 * runs[0]["iters_per_epoch"], min(len(m["iter_loss"]) for m in runs))
         if n:
             losses = np.array([m["iter_loss"][:n] for m in runs], dtype=float).mean(0)
             w = min(window, n)
             left.plot(np.arange(w, n + 1) / runs[0]["iters_per_epoch"], plot.moving_average(losses, w),
-                      color=plot.color(opt), label=plot.plain(opt))
-        plot.draw_band(right, *plot.stack(runs, "train_loss"), label=plot.plain(opt), color=plot.color(opt))
+                      color=colours[opt], label=plot.plain(names[opt]))
+        plot.draw_band(right, *plot.stack(runs, "train_loss"), label=plot.plain(names[opt]), color=colours[opt])
     left.set(title="first 3 epochs (per iteration, moving average)", xlabel="epoch", ylabel="training cost")
     right.set(title="all epochs", xlabel="epoch", ylabel="training cost", yscale="log")
     for ax in (left, right):
@@ -499,8 +520,8 @@ def plot_win_rates(wins, names, weighting, path):
         for j, b in enumerate(names):
             if i != j and wins.get((a, b), (0, 0))[1]:
                 ax.text(j, i, f"{matrix[i, j]:.0%}\n(n={wins[(a, b)][1]})", ha="center", va="center", fontsize=9)
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=list(map(plot.plain, names)),
-           yticklabels=list(map(plot.plain, names)),
+    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=[plot.plain(plot.short_label(n)) for n in names],
+           yticklabels=[plot.plain(plot.short_label(n)) for n in names],
            xlabel="against", ylabel="optimizer",
            title=f"win rate at the last epoch, {'per (workload, seed)' if weighting == 'pair' else 'per workload'}")
     fig.colorbar(image, ax=ax, fraction=0.046)
@@ -510,11 +531,12 @@ def plot_win_rates(wins, names, weighting, path):
 def plot_profiles(ratios, names, path):
     """rho(tau) over training seconds (AlgoPerf's) and over epochs, side by side, on AlgoPerf's tau grid."""
     taus = stats.ALGOPERF_TAUS
+    colours, labels = plot.curve_colors(names), plot.legend_labels(names)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for ax, unit in zip(axes, UNITS):
         for i, opt in enumerate(names):      # styles and widths differ: equal profiles stay visible
-            ax.step(taus, stats.performance_profile(ratios[unit], opt, taus), where="post", color=plot.color(opt),
-                    label=plot.plain(opt), linestyle=("-", "--", ":", "-.")[i % 4], linewidth=3.0 - 0.6 * (i % 4))
+            ax.step(taus, stats.performance_profile(ratios[unit], opt, taus), where="post", color=colours[opt],
+                    label=plot.plain(labels[opt]), linestyle=("-", "--", ":", "-.")[i % 4], linewidth=3.0 - 0.6 * (i % 4))
         ax.set(xlabel=f"tau: {unit} to target relative to the best optimizer on the workload",
                title=f"over {unit}" + (" (AlgoPerf's definition)" if unit == "seconds" else " (a variant)"), ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)

@@ -2,10 +2,13 @@
 its settings pinned, then collected back into its place. A shared folder's plans may name the
 optimizer code of whoever made them (file.py:Class, module:Class): regenerating imports and runs
 that code, so it is listed first and run only with trust_code (baselines.py --trust-code)."""
+import os
 import shlex
+from pathlib import Path
 
 from optstudy.analysis.baselines import collect, load
 from optstudy.core.cli import UserError
+from optstudy.core.provenance import REPO
 from optstudy.experiments.sweep import sweep
 from optstudy.records import meaning
 from optstudy.training import optimizers
@@ -35,17 +38,54 @@ def regenerate(folder, output_dir, data_root=None, dry_run=False, trust_code=Fal
                             f"({', '.join(external)}); read it, then pass --trust-code to regenerate (--dry-run lists it)")
     for plan_path, plan in plans:
         argv = command_argv(plan, output_dir / folder.name, data_root)
-        print(shlex.join(["python", "src/sweep.py", *argv]), flush=True)
+        print(shlex.join(["python", "src/sweep.py", *command_argv(plan, output_dir / folder.name, data_root, shown=True)]),
+              flush=True)
         if not dry_run:
             sweep(argv)
             collect([str(output_dir / folder.name / plan["name"])], plan_path.parent)
 
 
-def command_argv(plan, output_dir, data_root=None):
-    """sweep.py's arguments to re-run the plan: its recorded command ("python src/sweep.py ARGS"),
-    its resolved settings pinned after them, and a later --output-dir overriding the recorded one."""
-    argv = [*recorded_args(plan), *pinned(plan), "--output-dir", str(output_dir)]
-    return argv + (["--data-root", data_root] if data_root else [])
+# Where the recorded command ran, not what it computed: the machine that regenerates gives its own.
+WHERE_FLAGS = ("--output-dir", "--data-root")
+
+
+def command_argv(plan, output_dir, data_root=None, shown=False):
+    """sweep.py's arguments to re-run the plan: its recorded command ("python src/sweep.py ARGS")
+    less where it ran (WHERE_FLAGS: the recording machine's folders), each of its flags given once,
+    with the plan's resolved settings in place of the recorded ones, then this machine's folders
+    (shown: paths inside the repository relative to it, as the printed command runs from there)."""
+    where = in_repository if shown else str
+    flags = {}
+    for flag, values in segments(recorded_args(plan)):
+        if flag not in WHERE_FLAGS:
+            flags[flag] = values
+    for flag, values in segments(pinned(plan)):
+        flags[flag] = values
+    flags["--output-dir"] = [where(output_dir)]
+    if data_root:
+        flags["--data-root"] = [where(data_root)]
+    return [arg for flag, values in flags.items() for arg in (flag, *values)]
+
+
+def segments(argv):
+    """[(flag, [its values])] of a command line, '--flag=value' as ('--flag', ['value']); a later
+    flag of the same name replaces an earlier one, as argparse keeps the last."""
+    out = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            flag, eq, value = arg.partition("=")
+            out.pop(flag, None)
+            out[flag] = [value] if eq else []
+            last = flag
+        elif out:
+            out[last].append(arg)
+    return list(out.items())
+
+
+def in_repository(path):
+    """A path inside the repository relative to it (the commands run from its root), else as given."""
+    resolved = Path(path).resolve()
+    return os.path.relpath(resolved, REPO) if resolved.is_relative_to(REPO) else str(path)
 
 
 def recorded_args(plan):

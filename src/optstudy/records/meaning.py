@@ -188,6 +188,7 @@ def facets(config):
 
 
 def short(value):
+    """A setting's value for a label: 6 significant digits (figures round further, to 3)."""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
@@ -224,3 +225,43 @@ def comparable(baseline_runs, reference):
     notes = [f"{n} baseline run(s) left out, not comparable: {'; '.join(w)}" for w, n in left_out.items()]
     notes += [f"warning: {n} baseline run(s) drawn though made with another {'; '.join(w)}" for w, n in flagged.items()]
     return kept, notes
+
+
+# What must agree for a seed to mean the same initialisation and data order on both sides: the seed
+# sets the model's initial weights (torch.manual_seed before the model is built) and the data order
+# (a generator seeded with it), alike for every optimizer, batched or not; the validation split is a
+# fixed subset (data/datasets.py). So the same model on the same data, cut the same way, suffices.
+PAIRING = {"workload": lambda c: c["args"].get("workload"), "data": lambda c: (c.get("data") or {}).get("source"),
+           "data sizes": lambda c: tuple((c.get("data") or {}).get(k) for k in ("train_size", "val_size", "test_size")),
+           "model": lambda c: ((c.get("model") or {}).get("name"), (c.get("model") or {}).get("parameters")),
+           "batch size": lambda c: c["args"].get("batch_size")}
+
+
+def seed_pairing(baseline, reference):
+    """None where a seed of the baseline's run means what the same seed of the reference run means
+    (the same initial weights and data order), else why not, in words. A field a record lacks
+    (an older record) is not held against it. Data sources are compared by dataset only: the
+    same files under another --data-root are the same data."""
+    wrong = []
+    for what, get in PAIRING.items():
+        a, b = get(baseline), get(reference)
+        if what == "data":
+            a, b = (str(v).partition(":")[0] if v else None for v in (a, b))
+        if a is not None and b is not None and a != b and a != (None,) * 3 and b != (None,) * 3:
+            wrong.append(f"{what} {short(a) if not isinstance(a, tuple) else a} (runs: {b})")
+    return "; ".join(wrong) or None
+
+
+def machine(config):
+    """What a run's seconds were measured on: (device, CPU capability, threads)."""
+    device = config.get("device") or {}
+    return device.get("name") or device.get("type"), (device.get("cpu") or {}).get("capability"), device.get("threads")
+
+
+def timing_words(config):
+    """Where a run's seconds come from: 'AMD EPYC (AVX2), 1 thread, batched x3'. A batched run's
+    seconds are its whole batch's."""
+    name, capability, threads = machine(config)
+    batched = (config.get("batched") or {}).get("trials")
+    return (f"{name or '?'}{f' ({capability})' if capability else ''}, {threads or '?'} thread(s)"
+            f"{f', batched x{batched}' if batched else ', one run at a time'}")
