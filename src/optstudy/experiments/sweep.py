@@ -494,14 +494,10 @@ def batches(todo, sizes):
 
 
 def progress(directory):
-    """The epoch a run continues from: its checkpoint's, or -1 for a run to start (read as every
-    reader reads a record: config.json and metrics of one run)."""
-    if not (directory / records.CHECKPOINT).exists():
-        return -1
-    try:
-        return records.load_run(directory)[1]["epoch"][-1]
-    except (UserError, IndexError):
-        return -1
+    """The epoch a run continues from: its checkpoint's, which is what training resumes from (a run
+    killed between its checkpoint and its metrics.json is one epoch ahead of its metrics), or -1."""
+    epoch = records.checkpoint_epoch(directory)
+    return -1 if epoch is None else epoch
 
 
 SIGNALS = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}

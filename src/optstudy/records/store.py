@@ -246,6 +246,17 @@ def load_checkpoint(run_dir, args):
     return checkpoint
 
 
+def checkpoint_epoch(run_dir):
+    """The epoch a run's checkpoint was saved after (what a resume continues from), or None where
+    there is no readable checkpoint."""
+    import torch
+    try:
+        checkpoint = torch.load(Path(run_dir) / CHECKPOINT, weights_only=True, map_location="cpu")
+        return int(checkpoint["epoch"])
+    except Exception:                   # absent, cut short or foreign: it trains from the start, or is refused there
+        return None
+
+
 def save_checkpoint(run_dir, state, metrics):
     """Checkpoint first, then metrics: metrics.pkl never runs ahead of a resumable state."""
     import torch
