@@ -90,7 +90,7 @@ def fig3():
     sweeps = tuple(Sweep(f"{tag}-{o}", tag, "cifar10-cnn", o, g, ("--dropout", drop, "--preprocess", "zca"))
                    for tag, drop in (("dropout", "paper"), ("no-dropout", "none")) for o, g in grids.items())
     return Figure(3, "CIFAR-10 CNN c64-c64-c128-1000, ZCA-whitened inputs", sweeps, 45,
-                  quick=dict(epochs=2, grid_points=1, args=("--limit-train", "5000", "--limit-val", "1000")))
+                  quick=dict(epochs=2, grid_points=1, args=("--limit-train", "5000", "--limit-test", "1000")))
 
 
 BETA1 = (0.0, 0.9)
@@ -103,7 +103,7 @@ def fig4():
                          "paper-adam", grid, ("--betas", f"{b1:g}", f"{b2:g}", *(() if bc else ("--no-bias-correction",))))
                    for b1 in BETA1 for b2 in BETA2 for bc in (True, False))
     return Figure(4, "VAE on MNIST: bias correction", sweeps, 100, seeds=1,     # every rate is drawn: no re-runs
-                  quick=dict(epochs=3, grid_points=3, args=("--limit-train", "5000", "--limit-val", "1000")))
+                  quick=dict(epochs=3, grid_points=3, args=("--limit-train", "5000", "--limit-test", "1000")))
 
 
 FIGURES = {1: fig1, 2: fig2, 3: fig3, 4: fig4}
@@ -141,7 +141,7 @@ class Curve:
         tail = f", {len(self.diverged)}/{len(self.grid)} rates diverged" if self.diverged else ""
         if self.best is None:
             return f"{self.name}: every rate diverged ({len(self.grid)})" if self.grid else f"{self.name}: no runs yet"
-        edge = ", at the grid's edge" if self.at_edge else ""
+        edge = ", at the grid's edge" if self.at_edge else ", the only rate tried" if len(self.grid) == 1 else ""
         seeds = f", {len(self.seeds)} seeds" if len(self.seeds) > 1 else ""
         return f"{self.name} lr={self.best_lr:.3g}{edge}{seeds}{tail}"
 
@@ -220,7 +220,7 @@ def length_words(figure, curves, cut):
         text = f"{next(iter(panels.values()))} epochs"
     else:
         text = ", ".join(f"{epochs} epochs ({panel.split(',')[0]})" for panel, epochs in panels.items())
-    paper = "/".join(str(figure.length(s)) for s in unique_panels(figure))
+    paper = "/".join(dict.fromkeys(str(figure.length(s)) for s in unique_panels(figure)))
     cuts = cut and any(figure.length(s) != cut for s in figure.sweeps)
     return text + (f" (cut from the paper's {paper})" if cuts else "")
 
@@ -453,7 +453,7 @@ def summary_row(c):
 def pick_words(c):
     if c.best is None:
         return "none"
-    return f"{c.best_lr:g}" + (" (at the grid's edge)" if c.at_edge else "")
+    return f"{c.best_lr:g}" + (" (at the grid's edge)" if c.at_edge else " (the only rate tried)" if len(c.grid) == 1 else "")
 
 
 def device_words(curves):

@@ -38,7 +38,7 @@ ZCA_EPS = 1e-2               # ZCA whitening: added to the covariance eigenvalue
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 CACHE_FORMAT = 2             # bump when the cache layout changes
 SYNTHETIC_SEED = 0           # one synthetic dataset for every run seed, so seeds are comparable
-SUBSET_SEED = 0              # likewise for --limit-train / --limit-val subsets
+SUBSET_SEED = 0              # likewise for --limit-train / --limit-test subsets
 CIFAR10_HELP = ("put cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/, "
                 "or use --data-dir DIR with DIR/{{train,test}}/<class>/*.png, or --dataset synthetic")
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",

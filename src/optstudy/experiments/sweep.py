@@ -495,7 +495,10 @@ def batches(todo, sizes):
 
 def progress(directory):
     """The epoch a run continues from: its checkpoint's, which is what training resumes from (a run
-    killed between its checkpoint and its metrics.json is one epoch ahead of its metrics), or -1."""
+    killed between its checkpoint and its metrics.json is one epoch ahead of its metrics), or -1: a
+    run to start, or one whose record does not read back (another run's metrics: refused in training)."""
+    if records.record_problem(directory) is not None:
+        return -1
     epoch = records.checkpoint_epoch(directory)
     return -1 if epoch is None else epoch
 

@@ -46,8 +46,9 @@ def build_parser():
     p.add_argument("--data-root", default=str(REPO / "input" / "data"),
                    help="where downloaded archives and decoded caches live (default: input/data)")
     p.add_argument("--limit-train", type=positive_int, help="use a fixed random subset of N training samples (default: all)")
-    p.add_argument("--limit-test", "--limit-val", dest="limit_val", type=positive_int,
-                   help="use a fixed random subset of N test samples (default: all; --limit-val is the old name)")
+    p.add_argument("--limit-test", dest="limit_val", type=positive_int, metavar="N",
+                   help="use a fixed random subset of N test samples (default: all)")
+    p.add_argument("--limit-val", dest="limit_val", type=positive_int, help=argparse.SUPPRESS)   # the old name: it cut the test split
     p.add_argument("--val-split", type=non_negative_float,
                    help="hold out a validation split of the training set: N samples, or a fraction (0.1 = 10%%); "
                         "the same samples for every run and seed; 0 = none (default: none)")
