@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,73 @@ def comparable(metrics, **overrides):
     runs), as canonical JSON so that a NaN loss compares equal to the same NaN."""
     return json.dumps({k: v for k, v in {**metrics, **overrides}.items() if k not in ("seconds", "run_id")},
                       sort_keys=True)
+
+
+# ---------------------------------------------------------------- real data, for the opt-in tests (-m slow)
+# Each source is named by an environment variable, else looked for in the ignored input/data/, else in
+# a shared copy beside the project (../shared/data/, where one exists). Nothing of the project depends
+# on these paths: a test whose data is absent skips, saying where it looked, before any work. An
+# archive is extracted into the test's own temporary folder, never into the repository.
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
+
+
+def first_existing(*candidates):
+    return next((Path(c) for c in candidates if c and Path(c).exists()), None)
+
+
+def extracted(tmp_path_factory, archive, name):
+    """The folder `name` of a .tar.* archive, extracted into a temporary folder of this session."""
+    import tarfile
+    root = tmp_path_factory.mktemp(name)
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    assert (root / name).is_dir(), f"{archive} holds no {name}/"
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(tmp_path_factory):
+    """An image-folder CIFAR-10 ({train,test}/<class>/*.jpg): $CIFAR10_DIR as it is, $CIFAR10_TARBALL
+    extracted here, input/data/cifar10-jpeg as it is, or the shared cifar10-jpeg.tar.gz extracted here."""
+    if os.environ.get("CIFAR10_DIR"):
+        return Path(os.environ["CIFAR10_DIR"])
+    archive = first_existing(os.environ.get("CIFAR10_TARBALL"))
+    if archive is None and (REPO / "input" / "data" / "cifar10-jpeg" / "train").is_dir():
+        return REPO / "input" / "data" / "cifar10-jpeg"
+    archive = archive or first_existing(SHARED_DATA / "cifar10-jpeg.tar.gz")
+    if archive is None:
+        pytest.skip(f"no CIFAR-10: set $CIFAR10_DIR (an image folder) or $CIFAR10_TARBALL, or put "
+                    f"cifar10-jpeg.tar.gz in {SHARED_DATA}")
+    return extracted(tmp_path_factory, archive, "cifar10-jpeg") / "cifar10-jpeg"
+
+
+@pytest.fixture(scope="session")
+def imdb_root(tmp_path_factory):
+    """A folder holding aclImdb/: $IMDB_DIR as it is, $IMDB_TARBALL extracted here, input/data as it
+    is, or the shared aclImdb_v1_labeled.tar.xz extracted here."""
+    if os.environ.get("IMDB_DIR"):
+        return Path(os.environ["IMDB_DIR"])
+    archive = first_existing(os.environ.get("IMDB_TARBALL"))
+    if archive is None and (REPO / "input" / "data" / "aclImdb").is_dir():
+        return REPO / "input" / "data"
+    archive = archive or first_existing(SHARED_DATA / "aclImdb_v1_labeled.tar.xz")
+    if archive is None:
+        pytest.skip(f"no IMDB reviews: set $IMDB_DIR (a folder holding aclImdb/) or $IMDB_TARBALL, or put "
+                    f"aclImdb_v1_labeled.tar.xz in {SHARED_DATA}")
+    return extracted(tmp_path_factory, archive, "aclImdb")
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """{file name: matplotlib figure} of every figure the analysis saves in this process, so that a
+    test judges what is drawn (its lines' data), not the PNG's size."""
+    from optstudy.analysis import plotting
+    figures, save = {}, plotting.save
+    monkeypatch.setattr(plotting, "save", lambda fig, path: (figures.update({Path(path).name: fig}), save(fig, path))[1])
+    return figures
+
+
+def drawn_lines(fig):
+    """[(label, x data, y data)] of every line on every axis of a figure."""
+    return [(line.get_label(), [float(v) for v in line.get_xdata()], [float(v) for v in line.get_ydata()])
+            for ax in fig.axes for line in ax.lines]

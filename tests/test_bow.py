@@ -1,6 +1,5 @@
 import os
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +8,6 @@ import torch.nn.functional as F
 from optstudy.data import bow
 from optstudy.records import store as records
 from optstudy.core.cli import UserError
-from conftest import REPO
 
 
 def from_dense(x):
@@ -250,28 +248,9 @@ def test_synthetic_is_learnable_by_logistic_regression():
 
 # ---------------------------------------------------------------- the real reviews
 
-SHARED = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.xz"
-
-
-def real_imdb_root():
-    """A folder holding aclImdb/: $IMDB_DIR, or input/data after extracting the shared copy."""
-    if os.environ.get("IMDB_DIR"):
-        return Path(os.environ["IMDB_DIR"])
-    root = REPO / "input" / "data"
-    if not (root / "aclImdb").is_dir():
-        tmp = root / f".aclImdb-extract-{os.getpid()}"
-        with tarfile.open(SHARED) as tar:
-            tar.extractall(tmp, filter="data")
-        os.replace(tmp / "aclImdb", root / "aclImdb")            # never a half-extracted aclImdb/
-        tmp.rmdir()
-    return root
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (os.environ.get("IMDB_DIR") or SHARED.is_file() or (REPO / "input/data/aclImdb").is_dir()),
-                    reason="no IMDB reviews ($IMDB_DIR, input/data/aclImdb or the shared .tar.xz)")
-def test_real_imdb(tmp_path):
-    train_x, train_y, test_x, test_y, vocab, _ = bow.load_imdb(real_imdb_root(), tmp_path / "cache")
+def test_real_imdb(imdb_root, tmp_path):
+    train_x, train_y, test_x, test_y, vocab, _ = bow.load_imdb(imdb_root, tmp_path / "cache")
     assert train_x.shape == (25000, 10000) and test_x.shape == (25000, 10000) and len(vocab) == 10000
     assert torch.bincount(train_y).tolist() == [12500, 12500] and torch.bincount(test_y).tolist() == [12500, 12500]
     assert vocab[:3] == ["the", "and", "a"] and "br" not in vocab

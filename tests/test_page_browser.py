@@ -19,7 +19,16 @@ CHECK = ("<script>window.addEventListener('load', () => { document.body.dataset.
 
 
 @pytest.fixture(scope="module")
-def study_page(tmp_path_factory):
+def browser():
+    """The browser, or a skip before anything is built (the sweep below costs seconds)."""
+    found = pages.find_browser()
+    if found is None:
+        pytest.skip("no Chromium on this machine (Debian: apt install chromium)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def study_page(browser, tmp_path_factory):
     out = tmp_path_factory.mktemp("page")
     argv = ["--name", "s", "--output-dir", str(out), "--optimizers", "adam", "sgd", "--lrs", "1e-2",
             "--seeds", "0", "1", *TINY]
@@ -30,10 +39,7 @@ def study_page(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_study_page_renders_every_figure_and_table_without_console_errors(study_page, tmp_path):
-    browser = pages.find_browser()
-    if browser is None:
-        pytest.skip("no Chromium on this machine (Debian: apt install chromium)")
+def test_the_study_page_renders_every_figure_and_table_without_console_errors(browser, study_page, tmp_path):
     checked = tmp_path / "checked.html"                  # the page plus the counting script above
     checked.write_text(study_page.read_text().replace("</body>", CHECK + "</body>"))
     dom, stderr = pages.run_browser(browser, checked, "--dump-dom")

@@ -1,7 +1,8 @@
 import joblib
 import pytest
 
-from conftest import REPO, assert_one_line_error, run_script
+from conftest import REPO, assert_one_line_error, drawn_lines, run_in_process, run_script
+from optstudy.records import store
 
 
 @pytest.fixture
@@ -12,14 +13,31 @@ def two_runs(train_run):
 
 
 def png_ok(path):
-    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plot_writes_the_figures(two_runs, tmp_path):
-    proc = run_script("plot.py", two_runs, "--out", tmp_path / "fig", "--log-y", "--smooth", "3")
+def assert_each_run_drawn_per_epoch(lines, runs):
+    """Every run's every per-epoch metric is a line of the curves figure, at its own epochs (a
+    line's label is the optimizer, then the settings that tell the curves apart)."""
+    for name, run_dir in runs.items():
+        metrics = store.load_metrics(run_dir)
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            epochs = [float(e) for e in metrics["epoch"]]
+            assert any(label.split()[0] == name and x == epochs and y == metrics[key] for label, x, y in lines), (name, key)
+
+
+def test_plot_writes_the_figures(two_runs, tmp_path, saved_figures):
+    proc = run_in_process("plot.py", two_runs, "--out", tmp_path / "fig", "--log-y", "--smooth", "3")
     assert proc.returncode == 0, proc.stderr
     assert "2 run(s), 2 curve(s)" in proc.stdout
     assert png_ok(tmp_path / "fig" / "curves.png") and png_ok(tmp_path / "fig" / "iterations.png")
+    assert_each_run_drawn_per_epoch(drawn_lines(saved_figures["curves.png"]),
+                                    {"adam": two_runs / "adam_seed0", "sgd": two_runs / "sgd_seed0"})
+    iterations = {label.split()[0]: y for label, _, y in drawn_lines(saved_figures["iterations.png"])}
+    for name in ("adam", "sgd"):        # the per-minibatch losses, as a trailing mean of 3
+        losses = store.load_metrics(two_runs / f"{name}_seed0")["iter_loss"]
+        expected = [sum(losses[i - 3:i]) / 3 for i in range(3, len(losses) + 1)]
+        assert iterations[name] == pytest.approx(expected), name
 
 
 def test_plot_groups_seeds_into_a_band(train_run, tmp_path):
@@ -50,13 +68,15 @@ def test_corrupt_metrics_is_a_clear_error(two_runs, tmp_path):
     assert_one_line_error(proc, "sgd_seed0/metrics.json is corrupt")
 
 
-def test_different_epoch_counts_are_plotted_and_said(train_run, tmp_path):
+def test_different_epoch_counts_are_plotted_and_said(train_run, tmp_path, saved_figures):
     train_run(name="adam_seed0", epochs=1)
     train_run("--optimizer", "sgd", name="sgd_seed0", epochs=2)
-    proc = run_script("plot.py", tmp_path / "out", "--out", tmp_path / "fig")
+    proc = run_in_process("plot.py", tmp_path / "out", "--out", tmp_path / "fig")
     assert proc.returncode == 0, proc.stderr
     assert "different epoch counts" in proc.stdout
     assert png_ok(tmp_path / "fig" / "curves.png")
+    assert_each_run_drawn_per_epoch(drawn_lines(saved_figures["curves.png"]),
+                                    {"adam": tmp_path / "out" / "adam_seed0", "sgd": tmp_path / "out" / "sgd_seed0"})
 
 
 def test_run_sh_quick_mode_trains_both_and_plots(tmp_path):

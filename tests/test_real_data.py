@@ -1,9 +1,9 @@
 """Opt-in checks on real data (python -m pytest -m slow); each skips when its data is absent.
 
-CIFAR-10: an image-folder copy from $CIFAR10_DIR, or input/data/cifar10-jpeg (about two minutes).
-MNIST: the four official .gz files from input/data/MNIST/raw, or the shared copy beside the project,
-copied into a temporary data root (about a minute per run on 2 CPU cores).
-IMDB: the extracted reviews, found as tests/test_bow.py finds them."""
+CIFAR-10 and IMDB: conftest's cifar10_dir and imdb_root (an environment variable, input/data, or
+the shared archive extracted into a temporary folder). MNIST: the four official .gz files from
+$MNIST_DIR, input/data/MNIST/raw or the shared copy beside the project, copied into a temporary data
+root (about a minute per run on 2 CPU cores). Each skips before any work where its data is absent."""
 import os
 import shutil
 from pathlib import Path
@@ -12,23 +12,19 @@ import pytest
 
 from optstudy.data import datasets as data
 from optstudy.records import store as records
-from conftest import REPO, run_script
-from test_bow import SHARED as SHARED_IMDB
-from test_bow import real_imdb_root
+from conftest import REPO, SHARED_DATA, run_script
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(os.environ.get("CIFAR10_DIR", REPO / "input" / "data" / "cifar10-jpeg"))
-MNIST_SOURCES = [REPO / "input" / "data" / "MNIST" / "raw", REPO.parent / "shared" / "data" / "mnist"]
+MNIST_SOURCES = [Path(p) for p in (os.environ.get("MNIST_DIR"), REPO / "input" / "data" / "MNIST" / "raw",
+                                    SHARED_DATA / "mnist") if p]
 MNIST_SOURCE = next((d for d in MNIST_SOURCES if all((d / f).is_file() for f in data.MNIST_FILES)), None)
 needs_mnist = pytest.mark.skipif(MNIST_SOURCE is None,
                                  reason="no MNIST .gz files in " + " or ".join(map(str, MNIST_SOURCES)))
-HAS_IMDB = bool(os.environ.get("IMDB_DIR") or SHARED_IMDB.is_file() or (REPO / "input/data/aclImdb").is_dir())
 
 
-@pytest.mark.skipif(not (DATA / "train").is_dir(), reason=f"no CIFAR-10 image folder at {DATA}")
-def test_one_epoch_of_adam_passes_35_percent(tmp_path):
-    proc = run_script("train.py", "--optimizer", "adam", "--data-dir", DATA, "--epochs", "1",
+def test_one_epoch_of_adam_passes_35_percent(cifar10_dir, tmp_path):
+    proc = run_script("train.py", "--optimizer", "adam", "--data-dir", cifar10_dir, "--epochs", "1",
                       "--output-dir", tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr
     metrics = records.load_metrics(tmp_path / "adam_seed0")
@@ -74,7 +70,6 @@ def test_one_epoch_on_mnist(mnist_root, tmp_path, workload, key, check):
     assert check(metrics[key][1]), metrics[key]
 
 
-@pytest.mark.skipif(not HAS_IMDB, reason="no IMDB reviews ($IMDB_DIR, input/data/aclImdb or the shared .tar.xz)")
-def test_one_epoch_of_imdb_bow_logreg_passes_82_percent(tmp_path):
-    metrics = one_epoch("imdb-bow-logreg", real_imdb_root(), tmp_path)
+def test_one_epoch_of_imdb_bow_logreg_passes_82_percent(imdb_root, tmp_path):
+    metrics = one_epoch("imdb-bow-logreg", imdb_root, tmp_path)
     assert metrics["test_acc"][1] > 82.0, metrics["test_acc"]

@@ -98,8 +98,12 @@ def test_changing_only_the_threads_does_not_block_a_resume(tmp_path):
     args = ["--name", "s", "--output-dir", tmp_path, *FAST_SWEEP, "--lrs", "1e-3", "--seeds", "0", "1", "--epochs", "1",
             "--no-report"]
     assert run_script("sweep.py", *args).returncode == 0
+    before = {d: (records.load_metrics(d), (d / records.CHECKPOINT).read_bytes()) for d in records.find_runs([tmp_path])}
     again = run_script("sweep.py", *args, "--threads", "2", "--epochs", "1")
     assert again.returncode == 0, again.stderr
+    assert "1 run(s): 1 already finished, 0 trained" in again.stdout, again.stdout       # each stage: nothing retrained
+    assert len(before) == 2 and {d: (records.load_metrics(d), (d / records.CHECKPOINT).read_bytes())
+                                 for d in records.find_runs([tmp_path])} == before
 
 
 # ---------------------------------------------------------------- 2. one run folder, one run
@@ -128,10 +132,11 @@ def test_an_interrupted_overwrite_never_leaves_a_mixture(train_run, monkeypatch)
     monkeypatch.setattr(loop, "evaluate", interrupted)
     assert train_run("--overwrite", "--seed", "7", epochs=1)[0] == 130      # a second Ctrl-C: stop at once
     monkeypatch.undo()
-    found = records.find_runs([run_dir.parent])
-    if found:                                     # the old run, whole; never new settings beside old metrics
-        config, metrics = records.load_run(run_dir)
-        assert config == old_config and metrics == old_metrics
+    # Stopped during the new run's epoch 0: its config.json alone is in the folder, which no reader
+    # takes for a run (never new settings beside old metrics), and the old run is aside, whole.
+    assert records.find_runs([run_dir.parent]) == []
+    assert records.load_config(run_dir / records.CONFIG)["args"]["seed"] == 7
+    assert records.load_run(run_dir / records.REPLACED) == (old_config, old_metrics)
     code, _ = train_run("--overwrite", "--seed", "7", epochs=1)
     assert code == 0 and records.load_run(run_dir)[0]["args"]["seed"] == 7
 
@@ -168,14 +173,38 @@ class Hostile:
         return (open, (self.path, "w"))
 
 
-def test_a_hostile_pickle_is_never_unpickled_by_the_analysis(train_run, tmp_path):
-    _, run_dir = train_run(epochs=1)
-    (run_dir / "metrics.json").unlink()
+def hand_sweep(where):
+    """A finished sweep of two optimizers made by hand (tests/test_report_values.py's records)."""
+    from test_report_values import write_run
+    records.save_json({"name": where.name, "optimizers": ["a", "b"], "seeds": [0], "epochs": 2, "select": "val_acc",
+                       "weight_decay": 0.0, "val_split": 0.1, "lrs": [0.1], "train_args": [], "command": "x",
+                       "best": {"a": {"lr": 0.1}, "b": {"lr": 0.1}}}, (where.mkdir(parents=True), where)[1] / "sweep.json")
+    for opt in ("a", "b"):
+        write_run(where, opt, 0.1, 0, 90.0, 0.3)
+    return where
+
+
+# Every reader of records, on a sweep (or a baseline folder) one of whose runs has only a hostile
+# metrics.pkl: {reader: its arguments, given (the sweep, a good sweep beside it, a folder to write)}.
+READERS_OF_RECORDS = {
+    "plot.py": lambda bad, good, out: ["plot.py", bad, "--out", out],
+    "report.py": lambda bad, good, out: ["report.py", bad],
+    "export.py": lambda bad, good, out: ["export.py", bad, "--csv", out / "runs.csv"],
+    "baselines.py collect": lambda bad, good, out: ["baselines.py", "collect", bad, "--into", out / "baseline"],
+    "report.py --baselines": lambda bad, good, out: ["report.py", good, "--baselines", bad],
+    "plot.py --baselines": lambda bad, good, out: ["plot.py", good, "--baselines", bad, "--out", out],
+}
+
+
+@pytest.mark.parametrize("reader", READERS_OF_RECORDS)
+def test_a_hostile_pickle_is_never_unpickled_by_any_reader_of_records(tmp_path, reader):
+    bad, good = hand_sweep(tmp_path / "bad"), hand_sweep(tmp_path / "good")
+    victim = records.sweep_run_dir(bad, "b", {"lr": 0.1}, 0)
+    (victim / "metrics.json").unlink()
     evidence = tmp_path / "pwned"
-    (run_dir / "metrics.pkl").write_bytes(pickle.dumps(Hostile(str(evidence))))
-    for script, args in (("plot.py", [tmp_path / "out", "--out", tmp_path / "fig"]),):
-        proc = run_script(script, *args)
-        assert_one_line_error(proc, "--trust-pickles")
+    (victim / "metrics.pkl").write_bytes(pickle.dumps(Hostile(str(evidence))))
+    script, *args = READERS_OF_RECORDS[reader](bad, good, tmp_path / "out")
+    assert_one_line_error(run_in_process(script, *args), "a pickle, and loading a pickle can run code", "--trust-pickles")
     assert not evidence.exists()
 
 

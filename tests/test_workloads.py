@@ -169,6 +169,41 @@ def test_auto_precision_run_records_what_it_used(tmp_path, capsys):
                                              "native_bf16": native}
 
 
+def activation_dtypes(tmp_path, monkeypatch, precision, flags=None):
+    """The dtypes of every Linear layer's output in the forwards of a real training step (model in
+    train mode, not evaluation) of a tiny MLP run -> (those dtypes, the precision its record says)."""
+    if flags is not None:
+        monkeypatch.setattr(provenance, "cpu_flags", lambda: flags)
+    seen = set()
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Linear) and module.training and torch.is_grad_enabled():
+            seen.add(output.dtype)
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        code, run_dir = train_workload(tmp_path, "mnist-mlp", "--precision", precision, "--limit-train", "128",
+                                       "--batch-size", "64")
+    finally:
+        handle.remove()
+    assert code == 0
+    return seen, read(run_dir)[0]["precision"]["used"]
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_training_forward_runs_in_the_precision_asked_for(tmp_path, monkeypatch, capsys, precision, dtype):
+    """Not only the record: the layers' activations in the training step are bf16 under --precision
+    bf16 (autocast), fp32 otherwise."""
+    seen, used = activation_dtypes(tmp_path, monkeypatch, precision)
+    assert seen == {dtype} and used == precision
+
+
+@pytest.mark.parametrize("flags, dtype", [(AVX2, torch.float32), (NATIVE, torch.bfloat16)])
+def test_auto_precision_runs_bf16_only_where_native_and_the_record_says_what_ran(tmp_path, monkeypatch, capsys,
+                                                                                  flags, dtype):
+    seen, used = activation_dtypes(tmp_path, monkeypatch, "auto", flags)
+    assert seen == {dtype} and used == {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
+
+
 # ---------------------------------------------------------------- data
 
 def test_zca_whitens_the_training_inputs():
