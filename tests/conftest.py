@@ -130,7 +130,7 @@ def saved_figures(monkeypatch):
     test judges what is drawn (its lines' data), not the PNG's size."""
     from optstudy.analysis import plotting
     figures, save = {}, plotting.save
-    monkeypatch.setattr(plotting, "save", lambda fig, path: (figures.update({Path(path).name: fig}), save(fig, path))[1])
+    monkeypatch.setattr(plotting, "save", lambda fig, path, **kw: (figures.update({Path(path).name: fig}), save(fig, path, **kw))[1])
     return figures
 
 

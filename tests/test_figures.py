@@ -5,6 +5,7 @@ import math
 import pytest
 
 import figures
+from conftest import drawn_lines
 
 from optstudy.analysis import figures as figs
 from optstudy.records import store as records
@@ -19,10 +20,13 @@ def make_figure(number, out, *extra):
     return figures.main([str(number), *TINY, "--output-dir", str(out), *map(str, extra)])
 
 
-def check_figure(number, folder, epochs, rates=2):
-    """Every sweep of the figure has its grid of finished runs and a pick; the PNG and table exist."""
+def check_figure(number, folder, epochs, drawn, rates=2):
+    """Every sweep of the figure has its grid of finished runs and a pick; the table exists; the
+    figure draws every pick's training loss from epoch 1 as its record holds it (Figs. 1-2, one seed)
+    or a line per sweep (Figs. 3-4)."""
     figure = figs.FIGURES[number]()
     table = (folder / f"figure{number}.md").read_text()
+    lines = [(label, y) for label, x, y in drawn_lines(drawn[f"figure{number}.png"]) if x and not label.startswith("_")]
     for s in figure.sweeps:
         plan = json.loads((folder / s.name / "sweep.json").read_text())
         assert plan["epochs"] == epochs and len(plan["lrs"]) == rates and plan["select"] == "train_loss"
@@ -30,31 +34,36 @@ def check_figure(number, folder, epochs, rates=2):
             metrics = records.load_metrics(records.sweep_run_dir(folder / s.name, s.optimizer, lr, 0))
             assert metrics["epoch"][-1] == epochs or metrics["status"] == "diverged"
         assert f"| {s.panel} | {figs.NAMES[s.optimizer]} |" in table
-    assert (folder / f"figure{number}.png").stat().st_size > 10_000
+        best = plan["best"][s.optimizer]
+        if number in (1, 2) and best is not None:
+            picked = records.load_metrics(records.sweep_run_dir(folder / s.name, s.optimizer, best["lr"], 0))
+            assert any(label.startswith(f"{figs.NAMES[s.optimizer]} lr={best['lr']:.3g}") and
+                       y == pytest.approx(picked["train_loss"][1:]) for label, y in lines), (s.name, lines)
+    assert len(lines) >= len(figure.sweeps)
     return table
 
 
 @pytest.mark.parametrize("number", [1, 2])
-def test_epoch_figures_quick_on_synthetic_data(tmp_path, number):
+def test_epoch_figures_quick_on_synthetic_data(tmp_path, number, saved_figures):
     assert make_figure(number, tmp_path, "--epochs", "1") == 0
-    table = check_figure(number, tmp_path / f"fig{number}-quick", epochs=1)
+    table = check_figure(number, tmp_path / f"fig{number}-quick", epochs=1, drawn=saved_figures)
     assert "1 epochs (cut from the paper's " in table and "would take about" in table
 
 
 @pytest.mark.slow          # six CNN runs: 40 s on the AVX2 CPU
-def test_figure3_trains_each_optimizer_with_and_without_dropout(tmp_path):
+def test_figure3_trains_each_optimizer_with_and_without_dropout(tmp_path, saved_figures):
     # standardised inputs here: a ZCA fit on 3072-pixel images costs more than this whole test
     assert make_figure(3, tmp_path, "--epochs", "1", "--preprocess", "standardize") == 0
     folder = tmp_path / "fig3-quick"
-    check_figure(3, folder, epochs=1)
+    check_figure(3, folder, epochs=1, drawn=saved_figures)
     dropouts = {records.load_json(d / "config.json")["args"]["dropout"] for d in records.find_runs([folder])}
     assert dropouts == {"paper", "none"}
 
 
-def test_figure4_is_the_bias_correction_grid(tmp_path):
+def test_figure4_is_the_bias_correction_grid(tmp_path, saved_figures):
     assert make_figure(4, tmp_path, "--epochs", "2") == 0
     folder = tmp_path / "fig4-quick"
-    check_figure(4, folder, epochs=2)
+    check_figure(4, folder, epochs=2, drawn=saved_figures)
     seen = set()
     for d in records.find_runs([folder]):
         config = records.load_json(d / "config.json")

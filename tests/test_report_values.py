@@ -136,7 +136,7 @@ def drawn(monkeypatch, draw):
     """The figure a report function draws (its axes' data), captured as it is saved."""
     from optstudy.analysis import plotting
     figures, save = [], plotting.save
-    monkeypatch.setattr(plotting, "save", lambda fig, path: (figures.append(fig), save(fig, path))[1])
+    monkeypatch.setattr(plotting, "save", lambda fig, path, **kw: (figures.append(fig), save(fig, path, **kw))[1])
     draw()
     return figures[0]
 
@@ -145,7 +145,8 @@ def test_the_lr_sensitivity_figure_draws_each_trials_best_validation_accuracy(sw
     d = sweep_dir
     plan = meaning.load_plan(d)
     runs = meaning.collect(d, plan)
-    fig = drawn(monkeypatch, lambda: report.plot_sensitivity(runs, plan, tmp_path / "s.png"))
+    sides = [(opt, plan, meaning.first_seed(runs, plan, opt)) for opt in plan["optimizers"]]
+    fig = drawn(monkeypatch, lambda: report.plot_sensitivity(sides, plan, tmp_path / "s.png"))
     lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines}
     assert lines["a"] == ([0.01, 0.1], [85.0, 80.0])
     assert lines["b"] == ([0.01], [90.0]) and lines["b diverged"][0] == [0.1]
@@ -159,7 +160,8 @@ def test_the_lr_sensitivity_figure_draws_the_best_epoch_not_the_last(tmp_path, m
     d.mkdir()
     store.save_json(plan, d / meaning.PLAN)
     write_run(d, "a", 0.1, 0, 90.0, 0.3, best_acc=99.0)
-    fig = drawn(monkeypatch, lambda: report.plot_sensitivity(meaning.collect(d, plan), plan, tmp_path / "s.png"))
+    sides = [("a", plan, meaning.first_seed(meaning.collect(d, plan), plan, "a"))]
+    fig = drawn(monkeypatch, lambda: report.plot_sensitivity(sides, plan, tmp_path / "s.png"))
     assert [list(line.get_ydata()) for line in fig.axes[0].lines] == [[99.0]]
 
 

@@ -3,7 +3,6 @@ epoch (probes.py), and both commands end to end on synthetic data."""
 import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
